@@ -1,0 +1,119 @@
+"""Engine settings: where data lives, how mail is sent and retried, how long tokens last.
+
+Settings are built once (from command-line flags and the environment) and passed
+down explicitly; nothing reads the environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+DeliveryMode = Literal["queue", "sync"]
+DELIVERY_MODES: tuple[DeliveryMode, ...] = ("queue", "sync")
+
+APP_DB_NAME = "mailroom.db"
+QUEUE_DB_NAME = "queue.db"
+MAIL_DB_NAME = "mail.db"
+
+
+def default_data_dir() -> Path:
+    """The platform's per-user data folder for Mailroom, unless MAILROOM_DATA_DIR says otherwise."""
+    env = os.environ.get("MAILROOM_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("mailroom", appauthor=False))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential back-off with jitter.
+
+    Attempt n (1-based) that failed temporarily is retried after
+    min(cap, base * factor**(n-1)) seconds, scaled by a random factor in
+    [1 - jitter, 1 + jitter]. The defaults spread 8 attempts over about an hour.
+    """
+
+    max_attempts: int = 8
+    base_seconds: float = 30.0
+    factor: float = 2.0
+    cap_seconds: float = 1200.0
+    jitter: float = 0.2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine needs to know about its surroundings."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    # SQLAlchemy URL of the app database; None means a SQLite file in data_dir.
+    database_url: str | None = None
+    # SMTP server the engine delivers to (by default the built-in catcher).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_timeout: float = 10.0
+    # Where the activation link points; the HTTP port of `serve` or the GUI answers it.
+    http_host: str = "127.0.0.1"
+    http_port: int = 8025
+    base_url: str | None = None
+    sender: str = "Mailroom <no-reply@mailroom.localhost>"
+    delivery: DeliveryMode = "queue"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    token_ttl_seconds: float = 48 * 3600
+    # At most this many resends per user within the window.
+    resend_limit: int = 3
+    resend_window_seconds: float = 3600
+    # A claimed ("sending") row whose lease ran out is taken to be abandoned.
+    lease_seconds: float = 120.0
+    sweep_interval_seconds: float = 5.0
+
+    @property
+    def app_db_path(self) -> Path:
+        return self.data_dir / APP_DB_NAME
+
+    @property
+    def queue_db_path(self) -> Path:
+        return self.data_dir / QUEUE_DB_NAME
+
+    @property
+    def mail_db_path(self) -> Path:
+        return self.data_dir / MAIL_DB_NAME
+
+    @property
+    def app_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.app_db_path}"
+
+    @property
+    def activation_base_url(self) -> str:
+        """Base of activation links, without a trailing slash."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from MAILROOM_* environment variables, then explicit overrides (flags)."""
+        values: dict[str, object] = {}
+        env = os.environ
+        if "MAILROOM_DATA_DIR" in env:
+            values["data_dir"] = Path(env["MAILROOM_DATA_DIR"]).expanduser()
+        if "MAILROOM_DATABASE_URL" in env:
+            values["database_url"] = env["MAILROOM_DATABASE_URL"]
+        if "MAILROOM_BASE_URL" in env:
+            values["base_url"] = env["MAILROOM_BASE_URL"]
+        if "MAILROOM_DELIVERY" in env:
+            mode = env["MAILROOM_DELIVERY"].strip().lower()
+            if mode not in DELIVERY_MODES:
+                raise ValueError(
+                    f"MAILROOM_DELIVERY must be one of {', '.join(DELIVERY_MODES)}, not {mode!r}"
+                )
+            values["delivery"] = mode
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Mailroom's desktop console and the `mailroom` command: the composition root."""
