@@ -1,0 +1,677 @@
+"""The `mailroom` command: the composition root of core, mailcatcher and the desktop window.
+
+`mailroom` alone opens the window; sub-commands run the product headless (`serve`,
+`worker`) or act on a data folder from a terminal or a script (`register`, `users`,
+`outbox`, `messages`, `show`, `chaos`, ...). Every listing takes `--json`.
+Bad input ends the command with exit status 2 and one line naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import string
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.settings import DELIVERY_MODES, Settings
+
+OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
+
+
+class UsageError(Exception):
+    """Bad input from the command line; the message is the one line shown."""
+
+
+# -- output helpers ---------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(data: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(_jsonable(data), out, ensure_ascii=False, indent=2)
+    out.write("\n")
+
+
+def _safe(text: object) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) made visible."""
+    from mailcatcher.parsing import make_visible
+
+    return make_visible(str(text))
+
+
+def _safe_body(text: str) -> str:
+    """A body for a terminal: line breaks and tabs kept, other control characters shown."""
+    return "\n".join(_safe(line).replace("\\t", "\t") for line in text.splitlines())
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+# -- settings and services ------------------------------------------------------------
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir).expanduser()
+    for name in ("smtp_host", "smtp_port", "http_port", "base_url", "delivery"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--data-dir {settings.data_dir}: {exc.strerror}") from None
+    return settings
+
+
+def open_engine(args: argparse.Namespace) -> Any:
+    from core.engine import Engine
+
+    return Engine(build_settings(args))
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    from mailcatcher.store import MessageStore
+
+    return MessageStore(build_settings(args).mail_db_path)
+
+
+# -- commands: running the product ------------------------------------------------------
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+class EventPrinter:
+    """Prints one line per captured message, delivery attempt and injected fault.
+
+    It reads the databases, so it reports what any process did (a separate
+    `mailroom worker`, the GUI, another program sending to the catcher).
+    """
+
+    def __init__(self, engine: Any, store: Any, out: TextIO | None = None) -> None:
+        self.engine, self.store, self.out = engine, store, out or sys.stdout
+        attempts = engine.list_attempts_since(0, limit=1_000_000)
+        messages = store.list_messages(limit=1)
+        faults = store.list_faults(limit=1_000_000)
+        self.last_attempt = attempts[-1].id if attempts else 0
+        self.last_message = messages[0].id if messages else 0
+        self.last_fault = max((f.id for f in faults), default=0)
+
+    def poll(self) -> None:
+        for a in self.engine.list_attempts_since(self.last_attempt):
+            self.last_attempt = a.id
+            code = a.code if a.code is not None else "---"
+            outbox = self.engine.get_outbox(a.outbox_id)
+            to = outbox.to if outbox else "?"
+            detail = _safe(a.error or a.reply or "")
+            self._line(
+                f"attempt  outbox #{a.outbox_id} to {_safe(to)} try {a.number}: {code} "
+                f"{detail} -> {a.outcome} ({a.duration_ms:.0f} ms)"
+            )
+        for m in self.store.list_messages_since(self.last_message):
+            self.last_message = m.id
+            dup = f" [duplicate of #{m.duplicate_of}]" if m.duplicate_of else ""
+            self._line(
+                f"captured message #{m.id} from {_safe(m.mail_from) or '<>'} to "
+                f"{_safe(', '.join(m.rcpt_to))}: {_safe(m.subject)!s} ({m.size} bytes){dup}"
+            )
+        for f in self.store.list_faults(after_id=self.last_fault):
+            self.last_fault = f.id
+            self._line(f"fault    {_safe(_describe_fault(f))}")
+
+    def _line(self, text: str) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        print(f"{stamp} {text}", file=self.out, flush=True)
+
+
+def _describe_fault(fault: Any) -> str:
+    rule = getattr(fault, "rule_id", None)
+    origin = f"chaos rule #{rule}" if rule else "rejected"
+    stage = getattr(fault, "stage", "?")
+    reply = getattr(fault, "reply", "") or getattr(fault, "action", "")
+    peer = getattr(fault, "peer", "")
+    return f"{origin} at {stage} from {peer}: {reply}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from desktop.runtime import Runtime, StartupError
+
+    settings = build_settings(args)
+    runtime = Runtime(
+        settings,
+        run_catcher=not args.no_catcher,
+        run_worker=not args.no_worker,
+        workers=args.workers,
+    )
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    try:
+        runtime.start()
+    except StartupError as exc:
+        runtime.close()
+        raise UsageError(str(exc)) from None
+    try:
+        printer = EventPrinter(runtime.engine, runtime.store)
+        host, port = runtime.smtp_address
+        http = runtime.http_address
+        print(f"Mailroom {'catching' if runtime.catcher_running else 'sending'} SMTP on "
+              f"{host}:{port}" + ("" if runtime.catcher_running else " (catcher off)"))
+        if http:
+            print(f"HTTP (activation links, /api/v1) on http://{http[0]}:{http[1]}")
+        workers = f"{args.workers} worker thread(s)" if runtime.worker_running else "no worker"
+        print(f"data in {settings.data_dir}; delivery {settings.delivery}; {workers}")
+        print("Ctrl-C stops.", flush=True)
+        while not stop.wait(0.2):
+            printer.poll()
+        printer.poll()
+    finally:
+        print("stopping...", flush=True)
+        runtime.close()
+    print("stopped.")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        print(f"Mailroom worker: {args.workers} thread(s), data in {engine.settings.data_dir}, "
+              f"sending to {engine.settings.smtp_host}:{engine.settings.smtp_port}", flush=True)
+        engine.run_worker(args.workers)
+    finally:
+        engine.close()
+    print("worker stopped.")
+    return 0
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from desktop.app import display_available, run_gui
+    except ImportError as exc:
+        raise UsageError(f"the window needs PySide6 ({exc}); try `mailroom serve`") from None
+    if not display_available():
+        raise UsageError("no display found (DISPLAY/WAYLAND_DISPLAY unset); "
+                         "run `mailroom serve` for the headless product")
+    settings = build_settings(args)
+    return int(run_gui(settings, run_catcher=not args.no_catcher,
+                       run_worker=not args.no_worker, workers=args.workers))
+
+
+# -- commands: the engine ---------------------------------------------------------------
+
+
+def _generate_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(16))
+
+
+def _read_addresses(args: argparse.Namespace) -> list[str]:
+    addresses = list(args.emails)
+    if args.from_file:
+        try:
+            text = Path(args.from_file).read_text(encoding="utf-8") if args.from_file != "-" \
+                else sys.stdin.read()
+        except OSError as exc:
+            raise UsageError(f"--from-file {args.from_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"--from-file {args.from_file}: not UTF-8 text") from None
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                addresses.append(line)
+    if not addresses:
+        raise UsageError("give at least one email address (or --from-file FILE)")
+    return addresses
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from core.errors import MailroomError
+
+    addresses = _read_addresses(args)
+    password: str | None = None
+    if args.password_stdin:
+        if args.from_file == "-":
+            raise UsageError("--password-stdin and --from-file - both want standard input")
+        password = sys.stdin.readline().rstrip("\r\n")
+    engine = open_engine(args)
+    results: list[dict[str, Any]] = []
+    failures = 0
+    try:
+        for address in addresses:
+            pw = password if password is not None else _generate_password()
+            try:
+                r = engine.register(address, pw, args.name or "", delivery=args.delivery)
+            except MailroomError as exc:
+                failures += 1
+                print(f"mailroom register: {address!r}: {exc}", file=sys.stderr)
+                continue
+            row = {"user_id": r.user_id, "email": r.email, "status": r.status,
+                   "outbox_id": r.outbox_id, "elapsed_ms": round(r.elapsed_ms, 3),
+                   "delivery": r.delivery}
+            if password is None:
+                row["password"] = pw
+            results.append(row)
+            if not args.json:
+                extra = f"  password {pw}" if password is None else ""
+                print(f"registered {r.email}  user {r.user_id}  outbox {r.outbox_id}  "
+                      f"{r.elapsed_ms:.1f} ms ({r.delivery}){extra}")
+    finally:
+        engine.close()
+    if args.json:
+        print_json(results)
+    return 1 if failures else 0
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        result = engine.activate(args.token)
+    finally:
+        engine.close()
+    if args.json:
+        print_json(result)
+    else:
+        print(result.message)
+    return 0 if result.outcome in ("activated", "already_active") else 1
+
+
+def cmd_resend(args: argparse.Namespace) -> int:
+    from core.errors import MailroomError
+
+    engine = open_engine(args)
+    try:
+        result = engine.resend(args.email)
+    except MailroomError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        engine.close()
+    if args.json:
+        print_json(result)
+    else:
+        print(f"activation email queued again for {result.email} (outbox {result.outbox_id})")
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        users = engine.list_users(limit=args.limit)
+    finally:
+        engine.close()
+    if args.json:
+        print_json([{"id": u.id, "email": u.email, "display_name": u.display_name,
+                     "status": u.status, "created_at": u.created_at,
+                     "activated_at": u.activated_at} for u in users])
+        return 0
+    print_table(("ID", "EMAIL", "NAME", "STATUS", "CREATED", "ACTIVATED"),
+                ((u.id, _safe(u.email), _safe(u.display_name), u.status, _when(u.created_at),
+                  _when(u.activated_at)) for u in users))
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    engine = open_engine(args)
+    try:
+        rows = engine.list_outbox(status=args.status, limit=args.limit)
+    finally:
+        engine.close()
+    if args.json:
+        print_json([{"id": o.id, "user_id": o.user_id, "kind": o.kind, "to": o.to,
+                     "status": o.status, "attempts": o.attempts, "last_code": o.last_code,
+                     "last_error": o.last_error, "message_id": o.message_id,
+                     "next_attempt_at": o.next_attempt_at, "created_at": o.created_at,
+                     "sent_at": o.sent_at} for o in rows])
+        return 0
+    print_table(("ID", "USER", "KIND", "TO", "STATUS", "TRIES", "NEXT TRY", "LAST REPLY"),
+                ((o.id, o.user_id, o.kind, _safe(o.to), o.status, o.attempts,
+                  _when(o.next_attempt_at) if o.status == "retrying" else "-",
+                  _safe(o.last_error or (o.last_code or ""))[:60]) for o in rows))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if not args.ids and not args.failed:
+        raise UsageError("give outbox ids to retry, or --failed for every failed email")
+    engine = open_engine(args)
+    try:
+        retried = engine.retry_failed() if args.failed else engine.retry(args.ids)
+    finally:
+        engine.close()
+    if args.json:
+        print_json({"retried": retried})
+    else:
+        print(f"queued again: {', '.join(map(str, retried)) or 'nothing (no failed email)'}")
+    missing = set(args.ids) - set(retried)
+    if missing:
+        print(f"not retried (no such id, or not failed): {', '.join(map(str, sorted(missing)))}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+# -- commands: the mail store -----------------------------------------------------------
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        rows = store.list_messages(limit=args.limit, search=args.search or None)
+    finally:
+        store.close()
+    if args.json:
+        print_json([{"id": m.id, "received_at": m.received_at, "mail_from": m.mail_from,
+                     "rcpt_to": list(m.rcpt_to), "subject": m.subject, "size": m.size,
+                     "message_id": m.message_id, "attachments": m.attachment_count,
+                     "duplicate_of": m.duplicate_of, "notes": list(m.notes)} for m in rows])
+        return 0
+    print_table(("ID", "RECEIVED", "FROM", "TO", "SUBJECT", "SIZE", ""),
+                ((m.id, _when(m.received_at), _safe(m.mail_from)[:40],
+                  _safe(", ".join(m.rcpt_to))[:40], _safe(m.subject)[:60], m.size,
+                  f"dup of #{m.duplicate_of}" if m.duplicate_of else "") for m in rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from mailcatcher.parsing import parse_message
+
+    store = open_store(args)
+    try:
+        raw = store.get_raw(args.id)
+        summary = store.get_message(args.id)
+    finally:
+        store.close()
+    if raw is None or summary is None:
+        raise UsageError(f"no message with id {args.id}")
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return 0
+    parsed = parse_message(raw)
+    if args.json:
+        data = parsed.to_json()
+        data["id"] = summary.id
+        data["envelope"] = {"mail_from": summary.mail_from, "rcpt_to": list(summary.rcpt_to),
+                            "peer": summary.peer, "received_at": summary.received_at}
+        data["size"] = summary.size
+        data["duplicate_of"] = summary.duplicate_of
+        print_json(data)
+        return 0
+    if args.headers:
+        for h in parsed.headers:
+            print(f"{h.name}: {_safe(h.value)}")
+        return 0
+    if args.html:
+        print(parsed.html or "", end="" if (parsed.html or "").endswith("\n") else "\n")
+        return 0
+    if not args.text:
+        for name, value in (("From", parsed.from_), ("To", ", ".join(parsed.to)),
+                            ("Subject", parsed.subject), ("Date", parsed.date or "-")):
+            print(f"{name}: {_safe(value)}")
+        for a in parsed.attachments:
+            print(f"Attachment: {_safe(a.filename)} ({a.content_type}, {a.size} bytes)")
+        for note in parsed.notes:
+            print(f"Note: {_safe(note)}")
+        print()
+    print(_safe_body(parsed.text or ("(no text part; see --html)" if parsed.html else "")))
+    return 0
+
+
+# -- commands: chaos --------------------------------------------------------------------
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from mailcatcher.chaos import ChaosRule
+
+    store = open_store(args)
+    try:
+        if args.chaos_command == "add":
+            try:
+                rule = ChaosRule(stage=args.stage, code=args.code, message=args.message or "",
+                                 delay_ms=args.delay_ms, drop=args.drop,
+                                 probability=args.probability, match=args.match, per=args.per)
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
+            saved = store.add_chaos_rule(rule)
+            if args.json:
+                print_json(saved)
+            else:
+                print(f"added chaos rule #{saved.id}: {saved.describe()}")
+        elif args.chaos_command == "list":
+            rules = store.list_chaos_rules()
+            enabled = store.chaos_enabled()
+            if args.json:
+                print_json({"enabled": enabled, "rules": rules})
+            else:
+                print(f"chaos is {'ON' if enabled else 'OFF (rules kept, none applied)'}")
+                for r in rules:
+                    print(f"#{r.id}: {r.describe()}")
+                if not rules:
+                    print("no rules")
+        elif args.chaos_command == "remove":
+            if not store.remove_chaos_rule(args.id):
+                raise UsageError(f"no chaos rule with id {args.id}")
+            print(f"removed chaos rule #{args.id}")
+        elif args.chaos_command == "clear":
+            print(f"removed {store.clear_chaos_rules()} chaos rule(s)")
+        elif args.chaos_command in ("on", "off"):
+            store.set_chaos_enabled(args.chaos_command == "on")
+            print(f"chaos {args.chaos_command}")
+        elif args.chaos_command == "faults":
+            faults = store.list_faults(limit=args.limit)
+            if args.json:
+                print_json(faults)
+            else:
+                for f in faults:
+                    print(f"#{f.id} {_when(f.created_at)} {_safe(_describe_fault(f))}")
+    finally:
+        store.close()
+    return 0
+
+
+# -- the parser -------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100: {text}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, exit status 2
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("--data-dir", metavar="DIR",
+                        help="data folder (env MAILROOM_DATA_DIR; default: your user data dir)")
+    smtp = _Parser(add_help=False)
+    smtp.add_argument("--smtp-host", metavar="HOST",
+                      help="SMTP host to catch on and send to (default 127.0.0.1)")
+    smtp.add_argument("--smtp-port", type=_port, metavar="PORT", help="SMTP port (default 1025)")
+    run = _Parser(add_help=False)
+    run.add_argument("--http-port", type=_port, metavar="PORT",
+                     help="HTTP port for activation links and the API (default 8025)")
+    run.add_argument("--base-url", metavar="URL", help="base of activation links "
+                     "(env MAILROOM_BASE_URL; default http://127.0.0.1:HTTP_PORT)")
+    run.add_argument("--workers", type=_positive_int, default=2, metavar="N",
+                     help="queue worker threads (default 2)")
+    run.add_argument("--no-worker", action="store_true",
+                     help="run no queue worker here (run `mailroom worker` beside it)")
+    run.add_argument("--no-catcher", action="store_true",
+                     help="run no SMTP catcher here (send to another server)")
+    delivery = _Parser(add_help=False)
+    delivery.add_argument("--delivery", choices=DELIVERY_MODES,
+                          help="queue (default) or sync: send inline before answering "
+                               "(env MAILROOM_DELIVERY)")
+    jsonf = _Parser(add_help=False)
+    jsonf.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    parser = _Parser(prog="mailroom", parents=[common, smtp, run],
+                     description="Mailroom: registration engine, email queue and catching "
+                                 "SMTP server. Without a command, opens the window.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("serve", parents=[common, smtp, run, delivery],
+                       help="run catcher + worker + HTTP port headless until Ctrl-C")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", parents=[common, smtp],
+                       help="run only the queue worker (beside `serve --no-worker` or the window)")
+    p.add_argument("--workers", type=_positive_int, default=2, metavar="N")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("register", parents=[common, smtp, delivery, jsonf],
+                       help="sign up one or more users")
+    p.add_argument("emails", nargs="*", metavar="EMAIL")
+    p.add_argument("--name", help="display name for every address")
+    p.add_argument("--from-file", metavar="FILE", help="addresses, one per line ('-': stdin)")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read one password from standard input (else one is generated "
+                        "per user and printed)")
+    p.set_defaults(func=cmd_register)
+    p = sub.add_parser("activate", parents=[common, jsonf], help="activate with a token or link")
+    p.add_argument("token", metavar="TOKEN_OR_LINK")
+    p.set_defaults(func=cmd_activate)
+    p = sub.add_parser("resend", parents=[common, jsonf], help="send the activation email again")
+    p.add_argument("email")
+    p.set_defaults(func=cmd_resend)
+    p = sub.add_parser("users", parents=[common, jsonf], help="list users")
+    p.add_argument("--limit", type=_positive_int, default=None)
+    p.set_defaults(func=cmd_users)
+    p = sub.add_parser("outbox", parents=[common, jsonf], help="list outbound emails")
+    p.add_argument("--status", choices=OUTBOX_STATES)
+    p.add_argument("--limit", type=_positive_int, default=None)
+    p.set_defaults(func=cmd_outbox)
+    p = sub.add_parser("retry", parents=[common, jsonf], help="retry failed emails")
+    p.add_argument("ids", nargs="*", type=_positive_int, metavar="ID")
+    p.add_argument("--failed", action="store_true", help="retry every failed email")
+    p.set_defaults(func=cmd_retry)
+
+    p = sub.add_parser("messages", parents=[common, jsonf], help="list captured messages")
+    p.add_argument("--search", metavar="TEXT", help="full-text search")
+    p.add_argument("--limit", type=_positive_int, default=50)
+    p.set_defaults(func=cmd_messages)
+    p = sub.add_parser("show", parents=[common], help="show one captured message")
+    p.add_argument("id", type=_positive_int, metavar="ID")
+    view = p.add_mutually_exclusive_group()
+    for flag, text in (("--raw", "the stored bytes, exactly"), ("--text", "the text body"),
+                       ("--html", "the HTML body (as source)"), ("--headers", "all headers"),
+                       ("--json", "the parsed message as JSON")):
+        view.add_argument(flag, action="store_true", help=text)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("chaos", parents=[common], help="make the catcher misbehave on purpose")
+    chaos = p.add_subparsers(dest="chaos_command", metavar="ACTION", required=True,
+                             parser_class=_Parser)
+    c = chaos.add_parser("add", parents=[common, jsonf], help="add a fault rule")
+    c.add_argument("--stage", required=True, choices=("connect", "mail", "rcpt", "data"))
+    c.add_argument("--code", type=int, help="SMTP reply code to answer (400-599)")
+    c.add_argument("--message", help="text of the reply")
+    c.add_argument("--delay-ms", type=int, default=0, help="wait this long before answering")
+    c.add_argument("--drop", action="store_true", help="drop the connection at this stage")
+    c.add_argument("--probability", type=_probability, default=100.0, help="0-100 (default 100)")
+    c.add_argument("--match", metavar="PATTERN", help="only recipients matching (e.g. *@bad.test)")
+    c.add_argument("--per", choices=("message", "connection"), default="message",
+                   help="draw the probability per message (default) or per connection")
+    c.set_defaults(func=cmd_chaos)
+    c = chaos.add_parser("list", parents=[common, jsonf], help="list fault rules")
+    c.set_defaults(func=cmd_chaos)
+    c = chaos.add_parser("remove", parents=[common], help="remove a fault rule")
+    c.add_argument("id", type=_positive_int)
+    c.set_defaults(func=cmd_chaos)
+    for name, text in (("clear", "remove every rule"), ("on", "apply the rules (master switch)"),
+                       ("off", "keep the rules but apply none")):
+        c = chaos.add_parser(name, parents=[common], help=text)
+        c.set_defaults(func=cmd_chaos)
+    c = chaos.add_parser("faults", parents=[common, jsonf],
+                         help="list injected faults and rejections, newest first")
+    c.add_argument("--limit", type=_positive_int, default=50)
+    c.set_defaults(func=cmd_chaos)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = getattr(args, "func", cmd_gui)
+        if func is cmd_gui and not hasattr(args, "workers"):
+            args.workers = 2
+        return func(args)
+    except UsageError as exc:
+        print(f"mailroom: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `mailroom messages | head`: the reader left; say nothing more.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

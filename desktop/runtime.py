@@ -1,0 +1,144 @@
+"""The running product: engine, catcher, queue worker and HTTP port, wired together.
+
+This is the one place where core and mailcatcher meet (besides SMTP): `mailroom serve`
+and the desktop window both build a Runtime, start it, and stop it on the way out.
+It holds no Qt: the window drives it from outside.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+
+from core.engine import Engine, Worker
+from core.settings import Settings
+from desktop.http_server import MailroomHTTPServer
+from mailcatcher.server import CatcherServer
+from mailcatcher.store import MessageStore
+
+DEFAULT_SIZE_LIMIT = 50 * 1024 * 1024
+
+
+class StartupError(Exception):
+    """A part of the runtime could not start; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Which parts of the product this process runs."""
+
+    run_catcher: bool = True
+    run_worker: bool = True
+    run_http: bool = True
+    workers: int = 2
+    smtp_bind_host: str | None = None  # default: the engine's smtp_host
+    size_limit: int = DEFAULT_SIZE_LIMIT
+    catcher_port: int | None = None  # default: the engine's smtp_port
+
+
+def _check_port_free(what: str, host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"{what} port {host}:{port} is already in use "
+                    f"(another Mailroom, Mailpit or MailHog?); choose another port"
+                ) from None
+            raise StartupError(
+                f"cannot listen for {what} on {host}:{port}: {exc.strerror}"
+            ) from None
+
+
+class Runtime:
+    """Engine + catcher + worker + HTTP port for one data folder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_catcher: bool = True,
+        run_worker: bool = True,
+        run_http: bool = True,
+        workers: int = 2,
+        smtp_bind_host: str | None = None,
+        catcher_port: int | None = None,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+    ) -> None:
+        self.settings = settings
+        self.options = RuntimeOptions(
+            run_catcher, run_worker, run_http, workers, smtp_bind_host, size_limit, catcher_port
+        )
+        self.engine = Engine(settings)
+        self.store = MessageStore(settings.mail_db_path)
+        self.catcher: CatcherServer | None = None
+        self.http: MailroomHTTPServer | None = None
+        self.worker: Worker | None = None
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        """Where the engine sends mail (the built-in catcher, unless it is off)."""
+        return self.settings.smtp_host, self.settings.smtp_port
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        return self.http.address if self.http else None
+
+    @property
+    def catcher_running(self) -> bool:
+        return self.catcher is not None
+
+    @property
+    def worker_running(self) -> bool:
+        return self.worker is not None
+
+    def start(self) -> None:
+        """Start every part that the options ask for; on failure, stop what started."""
+        opts = self.options
+        try:
+            if opts.run_catcher:
+                host = opts.smtp_bind_host or self.settings.smtp_host
+                port = opts.catcher_port or self.settings.smtp_port
+                _check_port_free("SMTP", host, port)
+                self.catcher = CatcherServer(
+                    self.store, host=host, port=port, size_limit=opts.size_limit
+                )
+                self.catcher.start()
+            if opts.run_http:
+                host, port = self.settings.http_host, self.settings.http_port
+                _check_port_free("HTTP", host, port)
+                self.http = MailroomHTTPServer(self.engine, self.store, host, port)
+                self.http.start()
+            if opts.run_worker:
+                self.worker = self.engine.start_worker(opts.workers)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the parts in reverse order; safe to call twice."""
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+        if self.http is not None:
+            self.http.stop()
+            self.http = None
+        if self.catcher is not None:
+            self.catcher.stop()
+            self.catcher = None
+
+    def close(self) -> None:
+        """Stop everything and close the databases."""
+        self.stop()
+        self.engine.close()
+        self.store.close()
+
+    def __enter__(self) -> Runtime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
