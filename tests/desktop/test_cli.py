@@ -1,0 +1,193 @@
+"""The `mailroom` command as a user runs it: real processes, real ports, real data folders."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.desktop.cli_helpers import MailroomProcess, port_open, run_cli, run_json, wait_for
+
+
+@pytest.fixture
+def ports(free_port: Callable[[], int]) -> tuple[int, int]:
+    return free_port(), free_port()
+
+
+@pytest.fixture
+def serve(data_dir: Path, ports: tuple[int, int]) -> Iterator[MailroomProcess]:
+    smtp, http = ports
+    proc = MailroomProcess(["serve", "--data-dir", str(data_dir), "--smtp-port", str(smtp),
+                            "--http-port", str(http)])
+    proc.wait_for_line("Ctrl-C stops.")
+    yield proc
+    assert proc.terminate() == 0, proc.output
+
+
+def _base(data_dir: Path, ports: tuple[int, int]) -> list[str]:
+    return ["--data-dir", str(data_dir), "--smtp-port", str(ports[0])]
+
+
+def _activation_link(text: str) -> str:
+    import re
+
+    match = re.search(r"http://[^\s\"<>]+/activate/[A-Za-z0-9_\-.~%]+", text)
+    assert match, f"no activation link in:\n{text}"
+    return match.group(0)
+
+
+@pytest.mark.slow
+def test_fifty_signups_are_answered_at_once_then_delivered_and_a_link_activates(
+    serve: MailroomProcess, data_dir: Path, ports: tuple[int, int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """50 sign-ups through the CLI each return in milliseconds; all 50 emails are caught and
+    `sent`, the serve log shows them, and one link opened over HTTP activates its user."""
+    addresses = [f"user{i}@example.com" for i in range(50)]
+    results = run_json(capsys, "register", *addresses, "--data-dir", str(data_dir))
+    assert [r["email"] for r in results] == addresses
+    assert all(r["status"] == "pending" for r in results)
+    assert max(r["elapsed_ms"] for r in results) < 1000  # argon2 hashing included
+
+    def all_caught() -> list[dict[str, object]] | None:
+        msgs = run_json(capsys, "messages", "--limit", "100", "--data-dir", str(data_dir))
+        return msgs if len(msgs) == 50 else None
+
+    messages = wait_for(all_caught, timeout=30, what="50 captured messages")
+    assert sorted(m["rcpt_to"][0] for m in messages) == sorted(addresses)
+    outbox = run_json(capsys, "outbox", "--data-dir", str(data_dir))
+    assert [o["status"] for o in outbox] == ["sent"] * 50
+
+    code, text, _ = run_cli(capsys, "show", str(messages[0]["id"]), "--text",
+                            "--data-dir", str(data_dir))
+    assert code == 0
+    link = _activation_link(text)
+    with urllib.request.urlopen(link, timeout=10) as response:
+        assert response.status == 200
+        assert "activated" in response.read().decode().lower()
+    users = run_json(capsys, "users", "--data-dir", str(data_dir))
+    active = [u["email"] for u in users if u["status"] == "active"]
+    assert active == [messages[0]["rcpt_to"][0]]
+    serve.wait_for_line("captured message")
+    serve.wait_for_line("-> sent")
+
+
+@pytest.mark.slow
+def test_serve_without_worker_plus_a_separate_worker_process_delivers(
+    data_dir: Path, ports: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --no-worker` queues but sends nothing; a separate `mailroom worker` delivers."""
+    smtp, http = ports
+    serve = MailroomProcess(["serve", "--no-worker", "--data-dir", str(data_dir),
+                             "--smtp-port", str(smtp), "--http-port", str(http)])
+    worker: MailroomProcess | None = None
+    try:
+        serve.wait_for_line("Ctrl-C stops.")
+        run_json(capsys, "register", "a@example.com", "b@example.com",
+                 "--data-dir", str(data_dir))
+        outbox = run_json(capsys, "outbox", "--data-dir", str(data_dir))
+        assert {o["status"] for o in outbox} == {"queued"}
+        worker = MailroomProcess(["worker", "--data-dir", str(data_dir),
+                                  "--smtp-port", str(smtp)])
+        wait_for(lambda: {o["status"] for o in run_json(
+            capsys, "outbox", "--data-dir", str(data_dir))} == {"sent"},
+            what="both emails sent by the separate worker")
+        assert len(run_json(capsys, "messages", "--data-dir", str(data_dir))) == 2
+    finally:
+        if worker:
+            assert worker.terminate() == 0, worker.output
+        assert serve.terminate() == 0, serve.output
+
+
+def test_serve_stops_cleanly_on_sigterm_and_frees_its_ports(
+    data_dir: Path, ports: tuple[int, int]
+) -> None:
+    """SIGTERM makes `serve` stop its parts, say so, exit 0 and release both ports."""
+    smtp, http = ports
+    proc = MailroomProcess(["serve", "--data-dir", str(data_dir), "--smtp-port", str(smtp),
+                            "--http-port", str(http)])
+    proc.wait_for_line("Ctrl-C stops.")
+    assert port_open("127.0.0.1", smtp) and port_open("127.0.0.1", http)
+    assert proc.terminate() == 0
+    assert "stopped." in proc.output
+    assert not port_open("127.0.0.1", smtp) and not port_open("127.0.0.1", http)
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(
+    serve: MailroomProcess, data_dir: Path, ports: tuple[int, int], tmp_path: Path
+) -> None:
+    """A second `serve` on the same SMTP port exits 2 with one line naming the port."""
+    other = MailroomProcess(["serve", "--data-dir", str(tmp_path / "other"),
+                             "--smtp-port", str(ports[0]), "--http-port", str(ports[1])])
+    code = other.proc.wait(30)
+    other.terminate()
+    assert code == 2
+    lines = [line for line in other.lines if line.strip()]
+    assert len(lines) == 1 and f"{ports[0]}" in lines[0] and "in use" in lines[0]
+
+
+def test_register_rejects_a_bad_address_naming_the_field_and_writes_nothing(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An invalid address gets a one-line error naming `email`, a non-zero exit, no user."""
+    code, out, err = run_cli(capsys, "register", "not-an-address", "--data-dir", str(data_dir))
+    assert code != 0
+    assert "email" in err and len(err.strip().splitlines()) == 1
+    assert run_json(capsys, "users", "--data-dir", str(data_dir)) == []
+
+
+def test_register_json_has_the_documented_fields(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`register --json` gives user_id, email, status, outbox_id, elapsed_ms per address."""
+    rows = run_json(capsys, "register", "x@example.com", "--data-dir", str(data_dir))
+    assert set(rows[0]) >= {"user_id", "email", "status", "outbox_id", "elapsed_ms"}
+    users = run_json(capsys, "users", "--data-dir", str(data_dir))
+    assert set(users[0]) >= {"id", "email", "status", "created_at", "activated_at"}
+    outbox = run_json(capsys, "outbox", "--data-dir", str(data_dir))
+    assert set(outbox[0]) >= {"id", "user_id", "kind", "to", "status", "attempts",
+                              "last_error", "message_id", "created_at", "sent_at"}
+
+
+def test_password_stdin_is_used_and_not_printed(
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --password-stdin the password comes from standard input and is never echoed."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret-password\n"))
+    code, out, err = run_cli(capsys, "register", "p@example.com", "--password-stdin",
+                             "--data-dir", str(data_dir))
+    assert code == 0, err
+    assert "s3cret-password" not in out + err
+    assert "password" not in out
+
+
+def test_unknown_message_and_bad_flags_exit_2_with_one_line(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad input anywhere ends with status 2 and a single line on stderr."""
+    for argv in (["show", "999", "--data-dir", str(data_dir)],
+                 ["outbox", "--status", "lost", "--data-dir", str(data_dir)],
+                 ["chaos", "add", "--stage", "rcpt", "--code", "250",
+                  "--data-dir", str(data_dir)],
+                 ["retry", "--data-dir", str(data_dir)]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 2, argv
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_chaos_rules_added_listed_and_removed_from_the_command_line(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`chaos add` stores a rule in the data folder, `list` shows it, `remove` deletes it."""
+    rule = run_json(capsys, "chaos", "add", "--stage", "rcpt", "--code", "451",
+                    "--match", "*@flaky.test", "--data-dir", str(data_dir))
+    listed = run_json(capsys, "chaos", "list", "--data-dir", str(data_dir))
+    assert [r["id"] for r in listed["rules"]] == [rule["id"]]
+    assert listed["rules"][0]["code"] == 451
+    code, _, _ = run_cli(capsys, "chaos", "remove", str(rule["id"]), "--data-dir", str(data_dir))
+    assert code == 0
+    assert run_json(capsys, "chaos", "list", "--data-dir", str(data_dir))["rules"] == []
