@@ -1,0 +1,518 @@
+"""The catching SMTP server: an aiosmtpd handler that stores every message, and its controller.
+
+Following aiosmtpd's split, `CatchingHandler` decides what happens to each command
+(accept any sender and recipient, store the DATA bytes exactly as received, inject
+the chaos rules in force) and never deals with threads; `CatcherServer` decides how it
+runs: an event loop in a thread of its own, a writer thread that group-commits to the
+store, and a small pool that parses big messages off the event loop.
+
+What the server promises:
+
+* Bound to 127.0.0.1 unless told otherwise; advertises SIZE (the size limit),
+  8BITMIME and SMTPUTF8; lines up to `line_length_limit` bytes (1 MiB by default,
+  not SMTP's 1,000) are accepted.
+* The stored bytes are exactly the DATA bytes after SMTP dot-unstuffing, which
+  aiosmtpd (>= 1.4.5, SMTP-smuggling fix) applies only to lines that begin after a
+  CRLF. Bare LF line endings are accepted, kept as they are and flagged in the
+  message's notes; a sender that dot-stuffs after a bare LF (smtplib does) has its
+  extra dot kept and flagged too (aiosmtpd issue #561). `\\n.\\r\\n` never ends DATA.
+* Over the size limit the reply is `552 5.3.4 Message size exceeds the limit of N
+  bytes`, and the rejection is written to the fault log (rule_id None).
+* The 250 reply is sent only after the message is committed to the store.
+* Chaos rules are read from the store when a connection opens, so a rule added by
+  another process applies from the next connection. Every injected fault is logged
+  with its rule id before it takes effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import logging
+import random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailcatcher.chaos import (
+    ChaosDecision,
+    ChaosRule,
+    ConnectionRolls,
+    FaultKind,
+    Stage,
+    decide,
+)
+from mailcatcher.store import BatchWriter, MessageStore, make_fault_row, prepare_message
+
+__all__ = ["CatcherServer", "CatchingHandler", "CatchingSMTP"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE_LIMIT = 50 * 1024 * 1024
+DEFAULT_LINE_LENGTH_LIMIT = 1024 * 1024
+# Messages above this size are parsed in a worker thread, not on the event loop.
+INLINE_PARSE_LIMIT = 256 * 1024
+SERVER_HOSTNAME = "mailroom.localhost"
+IDENT = "Mailroom catcher"
+
+
+def format_peer(peer: Any) -> str:
+    """`host:port` (IPv6 hosts in brackets) from an asyncio peername."""
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer or "")
+
+
+def _clean_text(value: str) -> str:
+    """An SMTP argument as storable text (aiosmtpd keeps invalid UTF-8 as surrogates)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@dataclass
+class _Connection:
+    """What the handler knows about one open connection."""
+
+    peer: str
+    rules: list[ChaosRule] = field(default_factory=list)
+    rolls: ConnectionRolls = field(default_factory=ConnectionRolls)
+
+
+class CatchingHandler:
+    """Accepts every message for every recipient, stores it, and misbehaves when told to.
+
+    Besides aiosmtpd's hooks (MAIL, RCPT, DATA) it has two of Mailroom's own that
+    `CatchingSMTP` calls: `handle_CONNECT` before the greeting and
+    `handle_DISCONNECT` at the end; and `record_rejection` for the rejections
+    aiosmtpd makes by itself (size, line length).
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        writer: BatchWriter,
+        *,
+        executor: concurrent.futures.Executor | None = None,
+        rng: random.Random | None = None,
+        inline_parse_limit: int = INLINE_PARSE_LIMIT,
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.executor = executor
+        self.rng = rng or random.Random()
+        self.inline_parse_limit = inline_parse_limit
+        self._connections: dict[Session, _Connection] = {}
+        # Local addresses of our own start-up probe: no chaos, no faults for them.
+        self.probes: set[tuple[str, int]] = set()
+
+    # -- connection ------------------------------------------------------------------
+
+    def _state(self, session: Session) -> _Connection:
+        state = self._connections.get(session)
+        if state is None:
+            state = self._connections[session] = _Connection(format_peer(session.peer))
+        return state
+
+    async def handle_CONNECT(self, server: SMTP, session: Session) -> bool:
+        """Before the greeting: read the rules in force; False if the connection is refused."""
+        state = self._state(session)
+        peer = session.peer
+        if isinstance(peer, tuple) and (peer[0], peer[1]) in self.probes:
+            self.probes.discard((peer[0], peer[1]))
+            return True
+        try:
+            state.rules = self.store.active_chaos_rules()
+        except Exception:  # noqa: BLE001 - a broken rule table must not stop mail
+            log.exception("could not read the chaos rules; none applied")
+            state.rules = []
+        if not state.rules:
+            return True
+        state.rolls = ConnectionRolls.roll(state.rules, self.rng)
+        decision = decide(state.rules, "connect", self.rng, rolls=state.rolls)
+        status = await self._carry_out(server, state, "connect", decision, None)
+        if status is None:
+            return True
+        await server.push(status)
+        if server.transport is not None:
+            server.transport.close()
+        return False
+
+    def handle_DISCONNECT(self, session: Session) -> None:
+        """The connection is over: forget it."""
+        self._connections.pop(session, None)
+
+    # -- commands --------------------------------------------------------------------
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        """Accept any sender, unless a chaos rule says otherwise."""
+        state = self._state(session)
+        if state.rules:
+            decision = decide(state.rules, "mail", self.rng, rolls=state.rolls)
+            status = await self._carry_out(
+                server, state, "mail", decision, envelope, mail_from=address
+            )
+            if status is not None:
+                return status
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Accept any recipient, unless a chaos rule (maybe matching it) says otherwise."""
+        state = self._state(session)
+        if state.rules:
+            decision = decide(
+                state.rules, "rcpt", self.rng, recipients=[address], rolls=state.rolls
+            )
+            status = await self._carry_out(
+                server, state, "rcpt", decision, envelope, rcpt_to=[address]
+            )
+            if status is not None:
+                return status
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Store the message (then reply 250), unless a chaos rule rejects or drops it."""
+        state = self._state(session)
+        rcpt_tos = [_clean_text(r) for r in envelope.rcpt_tos]
+        decision = ChaosDecision()
+        if state.rules:
+            decision = decide(
+                state.rules, "data", self.rng, recipients=envelope.rcpt_tos, rolls=state.rolls
+            )
+            if decision.outcome is not None:
+                status = await self._carry_out(server, state, "data", decision, envelope)
+                assert status is not None
+                return status
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        mail_from = _clean_text(envelope.mail_from or "")
+        if len(raw) > self.inline_parse_limit:
+            loop = asyncio.get_running_loop()
+            prepared = await loop.run_in_executor(
+                self.executor,
+                functools.partial(
+                    prepare_message, raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer
+                ),
+            )
+        else:
+            prepared = prepare_message(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer)
+        try:
+            new_id = await asyncio.wrap_future(self.writer.submit_message(prepared))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the sender should try again later
+            log.exception("could not store a message from %s", state.peer)
+            return "451 4.3.0 Could not store the message; try again later"
+        if decision.fired:
+            # Accept, but only after a delay: the message is already stored, the 250 waits.
+            await self._record(state, "data", decision.fired, envelope)
+            await asyncio.sleep(decision.delay_ms / 1000)
+        return f"250 2.0.0 Ok: queued as {new_id}"
+
+    # -- chaos -----------------------------------------------------------------------
+
+    async def _carry_out(
+        self,
+        server: SMTP,
+        state: _Connection,
+        stage: Stage,
+        decision: ChaosDecision,
+        envelope: Envelope | None,
+        *,
+        mail_from: str | None = None,
+        rcpt_to: Sequence[str] | None = None,
+    ) -> str | None:
+        """Log and apply what fired at this stage; the reply to send, or None to carry on."""
+        if decision.quiet:
+            return None
+        await self._record(state, stage, decision.fired, envelope, mail_from, rcpt_to)
+        if decision.delay_ms:
+            await asyncio.sleep(decision.delay_ms / 1000)
+        outcome = decision.outcome
+        if outcome is None:
+            return None
+        if outcome.drop:
+            if server.transport is not None:
+                server.transport.close()
+            return "421 4.4.2 Connection dropped"  # never sent: the connection is closed
+        return outcome.reply()
+
+    async def _record(
+        self,
+        state: _Connection,
+        stage: Stage,
+        rules: Sequence[ChaosRule],
+        envelope: Envelope | None,
+        mail_from: str | None = None,
+        rcpt_to: Sequence[str] | None = None,
+    ) -> None:
+        if mail_from is None:
+            mail_from = (envelope.mail_from or "") if envelope is not None else ""
+        if rcpt_to is None:
+            rcpt_to = list(envelope.rcpt_tos) if envelope is not None else []
+        futures = []
+        for rule in rules:
+            kind: FaultKind = rule.action
+            if kind == "reject":
+                reply = rule.reply()
+            elif kind == "drop":
+                reply = "(connection dropped)"
+            else:
+                reply = f"(reply delayed {rule.delay_ms} ms)"
+            row = make_fault_row(
+                stage=stage, kind=kind, peer=state.peer, reply=reply, rule_id=rule.id,
+                mail_from=_clean_text(mail_from), rcpt_to=[_clean_text(r) for r in rcpt_to],
+                delay_ms=rule.delay_ms,
+            )
+            futures.append(asyncio.wrap_future(self.writer.submit_fault(row)))
+        await self._settle(futures)
+
+    async def record_rejection(
+        self, session: Session, envelope: Envelope | None, stage: Stage, kind: FaultKind, reply: str
+    ) -> None:
+        """Log a rejection the SMTP layer made by itself (too big, line too long)."""
+        state = self._state(session)
+        row = make_fault_row(
+            stage=stage, kind=kind, peer=state.peer, reply=reply,
+            mail_from=_clean_text(envelope.mail_from or "") if envelope else "",
+            rcpt_to=[_clean_text(r) for r in envelope.rcpt_tos] if envelope else [],
+        )
+        await self._settle([asyncio.wrap_future(self.writer.submit_fault(row))])
+
+    @staticmethod
+    async def _settle(futures: list[asyncio.Future[int]]) -> None:
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, BaseException):
+                log.error("could not record a fault: %s", result)
+
+
+class CatchingSMTP(SMTP):
+    """aiosmtpd's SMTP protocol with longer lines, a connect hook and named size rejections."""
+
+    def __init__(
+        self,
+        handler: CatchingHandler,
+        *,
+        line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT,
+        live: set[CatchingSMTP] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # SMTP.__init__ sizes its StreamReader from this attribute.
+        self.line_length_limit = line_length_limit
+        self._catcher = handler
+        self._live = live
+        super().__init__(handler, **kwargs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._live is not None:
+            self._live.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._live is not None:
+            self._live.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self) -> None:
+        assert self.session is not None
+        session = self.session
+        try:
+            if await self._catcher.handle_CONNECT(self, session):
+                await super()._handle_client()
+        except ConnectionResetError:
+            pass  # a dropped connection (chaos) or a client that vanished
+        finally:
+            self._catcher.handle_DISCONNECT(session)
+
+    async def push(self, status: str | bytes) -> None:
+        """Send a reply; aiosmtpd's own size and line-length rejections get named and logged."""
+        text = status if isinstance(status, str) else ""
+        rejection = self._own_rejection(text)
+        if rejection is not None and self.session is not None:
+            stage, kind, status = rejection
+            await self._catcher.record_rejection(self.session, self.envelope, stage, kind, status)
+        if self.transport is None or self.transport.is_closing():
+            return
+        if isinstance(status, str):
+            await super().push(status)
+        else:
+            await super().push(status)
+
+    def _own_rejection(self, text: str) -> tuple[Stage, FaultKind, str] | None:
+        if text.startswith("552 Error: message size exceeds"):
+            return "mail", "too-big", self._too_big()
+        if text.startswith("552 Error: Too much mail data"):
+            return "data", "too-big", self._too_big()
+        if text.startswith("500 Line too long"):
+            return (
+                "data",
+                "line-too-long",
+                f"500 5.5.2 Line too long: at most {self.line_length_limit} bytes per line",
+            )
+        return None
+
+    def _too_big(self) -> str:
+        return f"552 5.3.4 Message size exceeds the limit of {self.data_size_limit} bytes"
+
+
+class _Controller(Controller):
+    """aiosmtpd's threaded controller, making CatchingSMTP and probing without chaos."""
+
+    def __init__(
+        self, handler: CatchingHandler, *, line_length_limit: int, **kwargs: Any
+    ) -> None:
+        super().__init__(handler, **kwargs)
+        self.catching_handler = handler
+        self.line_length_limit = line_length_limit
+        self.live: set[CatchingSMTP] = set()
+
+    def factory(self) -> CatchingSMTP:
+        return CatchingSMTP(
+            self.catching_handler,
+            line_length_limit=self.line_length_limit,
+            live=self.live,
+            **self.SMTP_kwargs,
+        )
+
+    def _trigger_server(self) -> None:
+        # aiosmtpd connects once at start-up to make sure the factory works; tell the
+        # handler which local address that probe uses so that no chaos rule hits it.
+        family = socket.AF_INET6 if ":" in self.hostname else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.bind((self.hostname, 0))
+            local = sock.getsockname()
+            self.catching_handler.probes.add((local[0], local[1]))
+            sock.connect((self.hostname, self.port))
+            sock.recv(1024)
+
+    async def close_connections(self) -> None:
+        """Close every open client connection and let their tasks finish."""
+        if self.server is not None:
+            self.server.close()
+        for proto in list(self.live):
+            if proto.transport is not None:
+                proto.transport.close()
+        for _ in range(50):
+            if not self.live:
+                break
+            await asyncio.sleep(0.01)
+
+
+class CatcherServer:
+    """The catcher, running: an SMTP listener on host:port feeding a MessageStore.
+
+    Use start()/stop() or a with-block. `address` is the (host, port) it listens on.
+    """
+
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 1025,
+        size_limit: int = DEFAULT_SIZE_LIMIT,
+        line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT,
+        server_hostname: str = SERVER_HOSTNAME,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not host:
+            raise ValueError("host must be given (aiosmtpd would otherwise pick ::1)")
+        if port <= 0:
+            raise ValueError("port must be a fixed port number (aiosmtpd cannot use port 0)")
+        self.store = store
+        self.host, self.port = host, port
+        self.size_limit = size_limit
+        self.line_length_limit = line_length_limit
+        self.server_hostname = server_hostname
+        self.rng = rng
+        self._controller: _Controller | None = None
+        self._writer: BatchWriter | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the server listens on."""
+        return self.host, self.port
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._controller is not None
+
+    def start(self) -> None:
+        """Bind and start serving in a background thread; returns once it answers."""
+        if self._controller is not None:
+            raise RuntimeError("the catcher is already running")
+        self._writer = BatchWriter(self.store)
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="mailcatcher-parse"
+        )
+        handler = CatchingHandler(self.store, self._writer, executor=self._executor, rng=self.rng)
+        controller = _Controller(
+            handler,
+            hostname=self.host,
+            port=self.port,
+            line_length_limit=self.line_length_limit,
+            server_hostname=self.server_hostname,
+            ident=IDENT,
+            data_size_limit=self.size_limit,
+            decode_data=False,
+            enable_SMTPUTF8=True,
+        )
+        try:
+            controller.start()
+        except BaseException:
+            self._shutdown_workers()
+            raise
+        self._controller = controller
+
+    def stop(self) -> None:
+        """Stop listening, close open connections, finish writing; safe to call twice."""
+        controller, self._controller = self._controller, None
+        if controller is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(
+                    controller.close_connections(), controller.loop
+                ).result(timeout=5)
+            except Exception:  # noqa: BLE001 - stopping must go on
+                log.exception("could not close the catcher's connections cleanly")
+            controller.stop()
+        self._shutdown_workers()
+
+    def _shutdown_workers(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> CatcherServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,829 @@
+"""The catcher's SQLite message store: captured messages, full-text search, chaos rules, faults.
+
+One SQLite file in WAL mode. Each message is kept twice over: its raw bytes exactly as
+received (table `message_raw`, read only by `get_raw`) and a summary computed once on
+receipt (table `messages`: envelope, peer, time, decoded subject/from/to/date, size,
+attachment count, Message-ID, duplicate mark, read flag, notes), plus an FTS5 index
+over subject, addresses and body text. Lists never touch the raw bytes.
+
+Thread-safety: every thread gets its own connection (created on first use, all closed
+by `close()`); writes run in `BEGIN IMMEDIATE` transactions with a busy timeout, so
+other processes (`mailroom chaos add`, `mailroom messages`) can use the same file.
+
+`BatchWriter` is the server's write path: a thread that commits whatever messages
+and faults are waiting in one transaction (group commit), so many clients cost one
+commit, not one each.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import queue
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mailcatcher.chaos import ChaosRule, FaultKind, FaultRecord
+from mailcatcher.parsing import ParsedMessage, parse_message
+
+__all__ = [
+    "BatchWriter",
+    "ChangeWatcher",
+    "MessageStore",
+    "MessageSummary",
+    "PreparedMessage",
+    "prepare_message",
+]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+# Body text indexed for search is cut here: search covers the first MiB of a body.
+MAX_INDEXED_BODY = 1 << 20
+NOTE_BARE_LF = "bare LF line endings"
+NOTE_DOT_AFTER_BARE_LF = (
+    "a line after a bare LF begins with '..': kept as received (a sender that "
+    "dot-stuffs after bare LF, like smtplib, added one dot; aiosmtpd issue #561)"
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    mail_from TEXT NOT NULL,
+    rcpt_to TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    from_ TEXT NOT NULL,
+    to_ TEXT NOT NULL,
+    date TEXT,
+    size INTEGER NOT NULL,
+    attachment_count INTEGER NOT NULL,
+    message_id TEXT,
+    message_id_key TEXT,
+    duplicate_of INTEGER,
+    read INTEGER NOT NULL DEFAULT 0,
+    notes TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS messages_message_id_key
+    ON messages (message_id_key) WHERE message_id_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS message_raw (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
+    subject, addresses, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS chaos_rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stage TEXT NOT NULL,
+    code INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    delay_ms INTEGER NOT NULL DEFAULT 0,
+    drop_connection INTEGER NOT NULL DEFAULT 0,
+    probability REAL NOT NULL DEFAULT 100,
+    match TEXT,
+    per TEXT NOT NULL DEFAULT 'message',
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    rule_id INTEGER,
+    reply TEXT NOT NULL,
+    mail_from TEXT NOT NULL DEFAULT '',
+    rcpt_to TEXT NOT NULL DEFAULT '[]',
+    delay_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS store_settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+SUMMARY_COLUMNS = (
+    "id, received_at, mail_from, rcpt_to, peer, subject, from_, to_, date, size, "
+    "attachment_count, message_id, duplicate_of, read, notes"
+)
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """One captured message as lists show it; computed once, on receipt."""
+
+    id: int
+    received_at: datetime  # UTC, aware
+    mail_from: str  # envelope sender (MAIL FROM)
+    rcpt_to: tuple[str, ...]  # envelope recipients (RCPT TO)
+    peer: str  # "host:port" of the client
+    subject: str  # decoded
+    from_: str  # decoded header From
+    to: str  # decoded header To
+    date: datetime | None  # header Date
+    size: int  # bytes as stored
+    attachment_count: int
+    message_id: str | None  # header Message-ID
+    duplicate_of: int | None  # id of the first message with the same Message-ID
+    read: bool
+    notes: tuple[str, ...]  # e.g. "bare LF line endings", parse notes
+
+
+@dataclass(frozen=True)
+class PreparedMessage:
+    """A received message with its summary fields computed, ready to be inserted."""
+
+    raw: bytes
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    peer: str
+    received_at: datetime
+    subject: str
+    from_: str
+    to: str
+    date: datetime | None
+    attachment_count: int
+    message_id: str | None
+    notes: tuple[str, ...]
+    search_addresses: str
+    search_body: str
+
+
+@dataclass(frozen=True)
+class _FaultRow:
+    stage: str
+    kind: FaultKind
+    peer: str
+    rule_id: int | None
+    reply: str
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    delay_ms: int
+    created_at: datetime
+
+
+_TAG_RE = re.compile(r"<[^>]*>")
+_SCRIPT_RE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_to_text(html: str) -> str:
+    return _TAG_RE.sub(" ", _SCRIPT_RE.sub(" ", html))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def _from_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def message_id_key(value: str | None) -> str | None:
+    """The form of a Message-ID used to find duplicates: no blanks, no angle brackets."""
+    if value is None:
+        return None
+    key = value.strip().strip("<>").strip()
+    return key or None
+
+
+def line_ending_notes(raw: bytes) -> tuple[str, ...]:
+    """Notes on line endings: bare LF anywhere, and a '..' line after a bare LF."""
+    if raw.count(b"\n") == raw.count(b"\r\n"):
+        return ()
+    notes = [NOTE_BARE_LF]
+    if re.search(rb"(?:^|[^\r])\n\.\.", raw):
+        notes.append(NOTE_DOT_AFTER_BARE_LF)
+    return tuple(notes)
+
+
+def _summarize(raw: bytes) -> ParsedMessage | None:
+    """Parse for the summary; the parser promises never to raise, this guards anyway."""
+    try:
+        return parse_message(raw)
+    except Exception:  # noqa: BLE001 - a message that cannot be read is still stored
+        return None
+
+
+def prepare_message(
+    raw: bytes,
+    *,
+    mail_from: str,
+    rcpt_tos: Sequence[str],
+    peer: str,
+    received_at: datetime | None = None,
+    notes: Sequence[str] = (),
+) -> PreparedMessage:
+    """Compute the summary fields of one message (parsing; may take a while for big mail)."""
+    parsed = _summarize(raw)
+    all_notes = list(line_ending_notes(raw))
+    all_notes.extend(n for n in notes if n not in all_notes)
+    if parsed is None:
+        all_notes.append("the message could not be parsed; only the raw bytes are kept")
+        subject = from_ = to = ""
+        date = None
+        message_id = None
+        attachments = 0
+        body = ""
+        cc: tuple[str, ...] = ()
+        to_list: tuple[str, ...] = ()
+    else:
+        all_notes.extend(n for n in parsed.notes if n not in all_notes)
+        subject, from_ = parsed.subject, parsed.from_
+        to_list, cc = parsed.to, parsed.cc
+        to = ", ".join(parsed.to)
+        date, message_id = parsed.date, parsed.message_id
+        attachments = sum(1 for a in parsed.attachments if a.disposition == "attachment")
+        body = parsed.text if parsed.text is not None else _html_to_text(parsed.html or "")
+    if date is not None and date.tzinfo is None:
+        date = date.replace(tzinfo=UTC)
+    addresses = " ".join([mail_from, *rcpt_tos, from_, *to_list, *cc])
+    return PreparedMessage(
+        raw=bytes(raw),
+        mail_from=mail_from,
+        rcpt_to=tuple(rcpt_tos),
+        peer=peer,
+        received_at=received_at or _utcnow(),
+        subject=subject,
+        from_=from_,
+        to=to,
+        date=date,
+        attachment_count=attachments,
+        message_id=message_id,
+        notes=tuple(all_notes),
+        search_addresses=addresses,
+        search_body=body[:MAX_INDEXED_BODY],
+    )
+
+
+def fts_query(search: str) -> str | None:
+    """User text to an FTS5 query: every word must occur (as a prefix), no FTS syntax."""
+    terms = [t for t in search.split() if t]
+    if not terms:
+        return None
+    return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
+
+
+class ChangeWatcher:
+    """Says whether anyone (any connection, any process) committed to the store since last asked.
+
+    Uses `PRAGMA data_version` on a connection of its own; cheap enough to poll often.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._version = self._read()
+
+    def _read(self) -> int:
+        row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def changed(self) -> bool:
+        """True if the store changed since the previous call (or since creation)."""
+        with self._lock:
+            version = self._read()
+            if version != self._version:
+                self._version = version
+                return True
+            return False
+
+    def close(self) -> None:
+        """Close the watcher's connection."""
+        with self._lock:
+            self._conn.close()
+
+
+class MessageStore:
+    """Captured messages, chaos rules and the fault log in one SQLite file."""
+
+    def __init__(self, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        """Open (and create if missing) the store at path.
+
+        synchronous=NORMAL in WAL mode survives a crash of the process (SIGKILL) but
+        not of the machine; FULL also survives a power cut, at a cost per commit.
+        """
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._synchronous = synchronous
+        self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        self._create_schema(self._conn())
+
+    # -- connections -----------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError("the message store is closed")
+        conn = sqlite3.connect(
+            self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        self._local.conn = conn
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    class _Tx:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+            else:
+                self.conn.execute("ROLLBACK")
+
+    def _write(self, conn: sqlite3.Connection | None = None) -> MessageStore._Tx:
+        return MessageStore._Tx(conn or self._conn())
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.ProgrammingError:
+                pass
+
+    def __enter__(self) -> MessageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- messages: writing -------------------------------------------------------------
+
+    def add_message(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_tos: Sequence[str],
+        peer: str,
+        received_at: datetime | None = None,
+        notes: Sequence[str] = (),
+    ) -> int:
+        """Store one message (parsing it for the summary); returns its id."""
+        prepared = prepare_message(
+            raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer,
+            received_at=received_at, notes=notes,
+        )
+        return self.add_prepared([prepared])[0]
+
+    def add_prepared(self, items: Sequence[PreparedMessage]) -> list[int]:
+        """Store already prepared messages in one transaction; returns their ids in order."""
+        ids, _ = self.write_batch(items, ())
+        return ids
+
+    def write_batch(
+        self, messages: Sequence[PreparedMessage], faults: Sequence[_FaultRow]
+    ) -> tuple[list[int], list[int]]:
+        """Insert messages and fault records in one transaction (the group commit)."""
+        with self._write() as conn:
+            ids = [self._insert_message(conn, m) for m in messages]
+            fault_ids = [self._insert_fault(conn, f) for f in faults]
+        return ids, fault_ids
+
+    @staticmethod
+    def _insert_message(conn: sqlite3.Connection, m: PreparedMessage) -> int:
+        key = message_id_key(m.message_id)
+        duplicate_of = None
+        if key is not None:
+            row = conn.execute(
+                "SELECT min(id) FROM messages WHERE message_id_key = ?", (key,)
+            ).fetchone()
+            duplicate_of = row[0]
+        cur = conn.execute(
+            "INSERT INTO messages (received_at, mail_from, rcpt_to, peer, subject, from_, to_,"
+            " date, size, attachment_count, message_id, message_id_key, duplicate_of, notes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(m.received_at), m.mail_from, json.dumps(list(m.rcpt_to)), m.peer,
+                m.subject, m.from_, m.to, _iso(m.date) if m.date else None, len(m.raw),
+                m.attachment_count, m.message_id, key, duplicate_of, json.dumps(list(m.notes)),
+            ),
+        )
+        message_id = cur.lastrowid
+        assert message_id is not None
+        conn.execute("INSERT INTO message_raw (id, data) VALUES (?, ?)", (message_id, m.raw))
+        conn.execute(
+            "INSERT INTO message_fts (rowid, subject, addresses, body) VALUES (?, ?, ?, ?)",
+            (message_id, m.subject, m.search_addresses, m.search_body),
+        )
+        return message_id
+
+    @staticmethod
+    def _insert_fault(conn: sqlite3.Connection, f: _FaultRow) -> int:
+        cur = conn.execute(
+            "INSERT INTO faults (created_at, stage, kind, peer, rule_id, reply, mail_from,"
+            " rcpt_to, delay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                _iso(f.created_at), f.stage, f.kind, f.peer, f.rule_id, f.reply, f.mail_from,
+                json.dumps(list(f.rcpt_to)), f.delay_ms,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def delete_messages(self, ids: Iterable[int]) -> int:
+        """Delete these messages; returns how many existed."""
+        wanted = [(int(i),) for i in ids]
+        if not wanted:
+            return 0
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany("DELETE FROM messages WHERE id = ?", wanted)
+            deleted = conn.total_changes - before
+            conn.executemany("DELETE FROM message_raw WHERE id = ?", wanted)
+            conn.executemany("DELETE FROM message_fts WHERE rowid = ?", wanted)
+        return deleted
+
+    def clear_messages(self) -> int:
+        """Delete every message; returns how many there were."""
+        with self._write() as conn:
+            count = int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            conn.execute("DELETE FROM messages")
+            conn.execute("DELETE FROM message_raw")
+            conn.execute("DELETE FROM message_fts")
+        return count
+
+    def mark_read(self, ids: Iterable[int], read: bool = True) -> None:
+        """Set or clear the read flag of these messages."""
+        rows = [(1 if read else 0, int(i)) for i in ids]
+        if rows:
+            with self._write() as conn:
+                conn.executemany("UPDATE messages SET read = ? WHERE id = ?", rows)
+
+    # -- messages: reading -------------------------------------------------------------
+
+    @staticmethod
+    def _summary(row: Sequence[Any]) -> MessageSummary:
+        received = _from_iso(row[1])
+        assert received is not None
+        return MessageSummary(
+            id=row[0], received_at=received, mail_from=row[2],
+            rcpt_to=tuple(json.loads(row[3])), peer=row[4], subject=row[5], from_=row[6],
+            to=row[7], date=_from_iso(row[8]), size=row[9], attachment_count=row[10],
+            message_id=row[11], duplicate_of=row[12], read=bool(row[13]),
+            notes=tuple(json.loads(row[14])),
+        )
+
+    def list_messages(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        search: str | None = None,
+        before_id: int | None = None,
+    ) -> list[MessageSummary]:
+        """Messages newest first, paged by offset (or by keyset: ids below before_id).
+
+        search: words that must all occur (as word prefixes) in the subject, the
+        addresses (envelope and headers) or the body text.
+        """
+        limit, offset = max(0, int(limit)), max(0, int(offset))
+        conn = self._conn()
+        where, params = [], []
+        if before_id is not None:
+            where.append("m.id < ?")
+            params.append(int(before_id))
+        query = fts_query(search) if search else None
+        if search and query is None:
+            search = None
+        if query is not None:
+            sql = (
+                f"SELECT {', '.join('m.' + c.strip() for c in SUMMARY_COLUMNS.split(','))}"
+                " FROM message_fts f JOIN messages m ON m.id = f.rowid"
+                " WHERE message_fts MATCH ?"
+                + "".join(f" AND {w}" for w in where)
+                + " ORDER BY f.rowid DESC LIMIT ? OFFSET ?"
+            )
+            rows = conn.execute(sql, (query, *params, limit, offset)).fetchall()
+        else:
+            sql = (
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m"
+                + (" WHERE " + " AND ".join(where) if where else "")
+                + " ORDER BY m.id DESC LIMIT ? OFFSET ?"
+            )
+            rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        return [self._summary(r) for r in rows]
+
+    def count_messages(self, search: str | None = None) -> int:
+        """How many messages there are (matching search, if given)."""
+        conn = self._conn()
+        query = fts_query(search) if search else None
+        if query is not None:
+            row = conn.execute(
+                "SELECT count(*) FROM message_fts WHERE message_fts MATCH ?", (query,)
+            ).fetchone()
+        else:
+            row = conn.execute("SELECT count(*) FROM messages").fetchone()
+        return int(row[0])
+
+    def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
+        """Messages with an id above after_id, oldest first (for following new arrivals)."""
+        rows = self._conn().execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+            (int(after_id), int(limit)),
+        ).fetchall()
+        return [self._summary(r) for r in rows]
+
+    def get_message(self, message_id: int) -> MessageSummary | None:
+        """The summary of one message, or None."""
+        row = self._conn().execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE id = ?", (int(message_id),)
+        ).fetchone()
+        return self._summary(row) if row else None
+
+    def get_raw(self, message_id: int) -> bytes | None:
+        """The message's bytes exactly as received (after SMTP dot-unstuffing), or None."""
+        row = self._conn().execute(
+            "SELECT data FROM message_raw WHERE id = ?", (int(message_id),)
+        ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def find_by_message_id(self, header_message_id: str) -> list[MessageSummary]:
+        """Every message with this Message-ID (with or without angle brackets), oldest first."""
+        key = message_id_key(header_message_id)
+        if key is None:
+            return []
+        rows = self._conn().execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE message_id_key = ? ORDER BY id",
+            (key,),
+        ).fetchall()
+        return [self._summary(r) for r in rows]
+
+    # -- chaos rules -----------------------------------------------------------------
+
+    def add_chaos_rule(self, rule: ChaosRule) -> ChaosRule:
+        """Keep a rule; returns it with its id. Servers apply it from their next connection."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO chaos_rules (stage, code, message, delay_ms, drop_connection,"
+                " probability, match, per, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rule.stage, rule.code, rule.message, rule.delay_ms, int(rule.drop),
+                    float(rule.probability), rule.match, rule.per, _iso(_utcnow()),
+                ),
+            )
+        return dataclasses.replace(rule, id=cur.lastrowid)
+
+    def list_chaos_rules(self) -> list[ChaosRule]:
+        """Every rule, in the order they were added."""
+        rows = self._conn().execute(
+            "SELECT id, stage, code, message, delay_ms, drop_connection, probability, match, per"
+            " FROM chaos_rules ORDER BY id"
+        ).fetchall()
+        rules = []
+        for r in rows:
+            try:
+                rules.append(
+                    ChaosRule(
+                        id=r[0], stage=r[1], code=r[2], message=r[3], delay_ms=r[4],
+                        drop=bool(r[5]), probability=r[6], match=r[7], per=r[8],
+                    )
+                )
+            except ValueError:
+                continue  # a row written by hand that is not a valid rule is ignored
+        return rules
+
+    def active_chaos_rules(self) -> list[ChaosRule]:
+        """The rules in force right now: none when the master switch is off."""
+        return self.list_chaos_rules() if self.chaos_enabled() else []
+
+    def remove_chaos_rule(self, rule_id: int) -> bool:
+        """Remove one rule; False if there was no such rule."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM chaos_rules WHERE id = ?", (int(rule_id),))
+        return cur.rowcount > 0
+
+    def clear_chaos_rules(self) -> int:
+        """Remove every rule; returns how many there were."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM chaos_rules")
+        return cur.rowcount
+
+    def set_chaos_enabled(self, enabled: bool) -> None:
+        """The master switch: off keeps the rules but applies none."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO store_settings (key, value) VALUES ('chaos_enabled', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                ("1" if enabled else "0",),
+            )
+
+    def chaos_enabled(self) -> bool:
+        """The master switch (on unless turned off)."""
+        row = self._conn().execute(
+            "SELECT value FROM store_settings WHERE key = 'chaos_enabled'"
+        ).fetchone()
+        return row is None or row[0] == "1"
+
+    # -- faults ----------------------------------------------------------------------
+
+    def record_fault(
+        self,
+        *,
+        stage: str,
+        kind: FaultKind,
+        peer: str,
+        reply: str,
+        rule_id: int | None = None,
+        mail_from: str = "",
+        rcpt_to: Sequence[str] = (),
+        delay_ms: int = 0,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Log one injected fault or rejection; returns its id."""
+        row = make_fault_row(
+            stage=stage, kind=kind, peer=peer, reply=reply, rule_id=rule_id,
+            mail_from=mail_from, rcpt_to=rcpt_to, delay_ms=delay_ms, created_at=created_at,
+        )
+        return self.write_batch((), [row])[1][0]
+
+    def list_faults(self, *, limit: int = 100, after_id: int = 0) -> list[FaultRecord]:
+        """The fault log, oldest first.
+
+        With after_id > 0: the first `limit` faults after that id (to follow the log).
+        With after_id = 0: the latest `limit` faults.
+        """
+        cols = "id, created_at, stage, kind, peer, rule_id, reply, mail_from, rcpt_to, delay_ms"
+        conn = self._conn()
+        if after_id > 0:
+            rows = conn.execute(
+                f"SELECT {cols} FROM faults WHERE id > ? ORDER BY id LIMIT ?",
+                (int(after_id), int(limit)),
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {cols} FROM faults ORDER BY id DESC LIMIT ?", (int(limit),)
+            ).fetchall()
+            rows.reverse()
+        faults = []
+        for r in rows:
+            created = _from_iso(r[1])
+            assert created is not None
+            faults.append(
+                FaultRecord(
+                    id=r[0], created_at=created, stage=r[2], kind=r[3], peer=r[4], rule_id=r[5],
+                    reply=r[6], mail_from=r[7], rcpt_to=tuple(json.loads(r[8])), delay_ms=r[9],
+                )
+            )
+        return faults
+
+    def clear_faults(self) -> int:
+        """Empty the fault log; returns how many entries there were."""
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM faults")
+        return cur.rowcount
+
+    # -- change signal ---------------------------------------------------------------
+
+    def change_watcher(self) -> ChangeWatcher:
+        """A watcher whose changed() says whether anything was committed since last asked."""
+        return ChangeWatcher(self.path)
+
+
+def make_fault_row(
+    *,
+    stage: str,
+    kind: FaultKind,
+    peer: str,
+    reply: str,
+    rule_id: int | None = None,
+    mail_from: str = "",
+    rcpt_to: Sequence[str] = (),
+    delay_ms: int = 0,
+    created_at: datetime | None = None,
+) -> _FaultRow:
+    """A fault record waiting to be written (see BatchWriter.submit_fault)."""
+    return _FaultRow(
+        stage=stage, kind=kind, peer=peer, rule_id=rule_id, reply=reply, mail_from=mail_from,
+        rcpt_to=tuple(rcpt_to), delay_ms=delay_ms, created_at=created_at or _utcnow(),
+    )
+
+
+_Job = tuple[PreparedMessage | _FaultRow, "concurrent.futures.Future[int]"]
+
+
+class BatchWriter:
+    """A thread that writes submitted messages and faults, many per transaction.
+
+    Whatever is waiting when the thread is free goes into one transaction (at most
+    `max_batch` items), so concurrent clients share commits. Each submit returns a
+    future that resolves to the new row id once it is committed, or to the error.
+    """
+
+    def __init__(self, store: MessageStore, *, max_batch: int = 256) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="mailcatcher-writer", daemon=True)
+        self._stopped = False
+        self._thread.start()
+
+    def submit_message(self, message: PreparedMessage) -> concurrent.futures.Future[int]:
+        """Queue a message for storing; the future gives its id once committed."""
+        return self._submit(message)
+
+    def submit_fault(self, fault: _FaultRow) -> concurrent.futures.Future[int]:
+        """Queue a fault record; the future gives its id once committed."""
+        return self._submit(fault)
+
+    def _submit(self, item: PreparedMessage | _FaultRow) -> concurrent.futures.Future[int]:
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        if self._stopped:
+            future.set_exception(RuntimeError("the writer is stopped"))
+        else:
+            self._queue.put((item, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs = [first]
+            stop = False
+            while len(jobs) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                jobs.append(nxt)
+            self._write(jobs)
+            if stop:
+                return
+
+    def _write(self, jobs: list[_Job]) -> None:
+        messages = [(i, j) for i, j in enumerate(jobs) if isinstance(j[0], PreparedMessage)]
+        faults = [(i, j) for i, j in enumerate(jobs) if isinstance(j[0], _FaultRow)]
+        try:
+            ids, fault_ids = self.store.write_batch(
+                [j[0] for _, j in messages],  # type: ignore[misc]
+                [j[0] for _, j in faults],  # type: ignore[misc]
+            )
+        except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
+            for _, future in jobs:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        # A waiter that gave up (its client hung up) finds its message stored anyway.
+        for (_, (_, future)), new_id in zip(messages, ids, strict=True):
+            if not future.done():
+                future.set_result(new_id)
+        for (_, (_, future)), new_id in zip(faults, fault_ids, strict=True):
+            if not future.done():
+                future.set_result(new_id)
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if not self._stopped:
+            self._stopped = True
+            self._queue.put(None)
+            self._thread.join()
