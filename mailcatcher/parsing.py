@@ -7,39 +7,42 @@ the bytes: captured mail is untrusted and often broken.
 
 How it reads mail
 -----------------
-* The structure comes from :mod:`email` with the ``compat32`` policy, which never
-  raises while parsing; every header and parameter is then decoded here, one at a
-  time, so one bad header (an unknown charset, a broken encoded word) costs a note,
-  not the message.
+* Structure: a small parser of its own works on offsets into the original bytes
+  (see "structure" below for why not :mod:`email.parser`). Headers are read
+  leniently (white space before the colon, an mbox ``From`` line); boundaries are
+  found at line starts, quoted or not, a longer boundary that merely begins with
+  the declared one is not taken for it; a multipart without a usable boundary gets
+  one guessed from its first ``--delimiter`` line, else is shown as text. A part
+  without Content-Type is text/plain (message/rfc822 inside multipart/digest).
 * Header values: unfolded, RFC 2047 encoded words decoded in any charset (through
   :mod:`mailcatcher.charsets`' alias table), adjacent words joined (their bytes are
   joined before decoding, so a character split across two words survives), raw
   8-bit bytes read as UTF-8 or else windows-1252. Control characters are kept:
   display code calls :func:`make_visible`.
 * Bodies are decoded with their declared charset whatever the transfer encoding;
-  undeclared 8-bit text is read as UTF-8, else windows-1252, with a note.
+  undeclared 8-bit text is read as UTF-8, else windows-1252, with a note. Line
+  ends of the text and HTML bodies are given as ``\n``.
 * ``multipart/alternative``: the last (richest) text/plain and text/html are used.
-  ``multipart/mixed``: the first inline text/plain and text/html are the bodies;
-  further inline text/plain parts are appended to the text, other parts are
-  attachments. A nested ``message/rfc822`` is one attachment (named after its
-  filename, else its subject, + ``.eml``); its text is used as the body only when
-  the outer message has none.
+  ``multipart/mixed`` and others: the first inline text/plain and text/html are the
+  bodies; further inline text/plain parts are appended to the text, other parts
+  are attachments. A nested ``message/rfc822`` is one attachment (named after its
+  filename, else its subject, + ``.eml``; its bytes are the inner message exactly
+  as sent); its text is used as the body only when the outer message has none.
 * Attachments: every leaf part that is not a body is listed, so nothing is hidden
   and ``index`` is stable. Parts of ``multipart/related`` with a Content-ID and no
   ``attachment`` disposition (the images an HTML body shows through ``cid:``), and
   parts marked ``Content-Disposition: inline``, get ``disposition="inline"``; all
   others ``"attachment"``. Count ``disposition == "attachment"`` for a paper-clip
   mark. :func:`get_inline_parts` serves ``cid:`` URLs from any part with a
-  Content-ID.
-* A ``multipart/*`` without a boundary (or whose boundary never occurs) is shown as
-  plain text with a note.
+  Content-ID. ``filename`` is the decoded name as sent (it may contain ``/``):
+  pass it through :func:`safe_filename` before saving.
+* Limits: nesting deeper than 40 levels and more than 2,000 parts are not read
+  (with a note), so hostile input stays fast.
 """
 
 from __future__ import annotations
 
 import binascii
-import email
-import email.message
 import email.utils
 import mimetypes
 import re
@@ -47,9 +50,6 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import policy as email_policy
-from email.generator import BytesGenerator
-from io import BytesIO
 from typing import Any
 
 from mailcatcher.charsets import decode_bytes, decode_undeclared, lookup_charset
@@ -69,8 +69,6 @@ __all__ = [
 MAX_DEPTH = 40
 # Leaf parts beyond this many are not listed (a note says so).
 MAX_PARTS = 2000
-
-Message = email.message.Message
 
 
 @dataclass(frozen=True)
@@ -345,20 +343,315 @@ def safe_filename(name: str) -> str:
     return (stem or "attachment") + suffix
 
 
-# ------------------------------------------------------------------------- parts
+# ------------------------------------------------------------------- structure
+#
+# The MIME tree is found here rather than by email.parser: that parser feeds the
+# message line by line (seconds for a 40 MiB attachment), keeps no byte offsets (a
+# nested message could not be saved as sent) and drops every header after one that
+# is slightly malformed. This one works on offsets into the original bytes, finds
+# boundaries with bytes.find, and copies a payload only when it is decoded.
+
+_TOKEN_TYPE = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+$")
+_IDENTITY_ENCODINGS = frozenset({"", "7bit", "8bit", "binary"})
 
 
-def _parse(raw: bytes) -> Message:
-    return email.message_from_bytes(raw, policy=email_policy.compat32)
+@dataclass
+class _Part:
+    """One node of the MIME tree: raw headers and where its body lies in buf."""
+
+    headers: list[tuple[str, str]]  # raw names and values; 8-bit bytes as surrogates
+    buf: bytes
+    start: int  # body start in buf
+    end: int  # body end in buf
+    content_type: str
+    children: list[_Part] = field(default_factory=list)
+    inner: _Part | None = None  # the message inside a message/rfc822 part
+    multipart_broken: bool = False  # a multipart whose parts could not be found
+
+    def header(self, name: str) -> str | None:
+        """The first raw value of a header, or None."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        return None
+
+    def all(self, name: str) -> list[str]:
+        """Every raw value of a header, in order."""
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
 
 
-def _raw_header(part: Message, header: str) -> str | None:
-    """The first raw value of a header (8-bit bytes kept as surrogates), or None."""
-    wanted = header.lower()
-    for name, value in part.raw_items():
-        if name.strip().lower() == wanted and isinstance(value, str):
-            return value
-    return None
+@dataclass
+class _Budget:
+    """Limits shared by one parse, so hostile nesting cannot make it slow."""
+
+    notes: list[str]
+    parts: int = 0
+    warned_depth: bool = False
+    warned_parts: bool = False
+
+
+def _bytes_to_str(data: bytes) -> str:
+    return data.decode("ascii", "surrogateescape")
+
+
+_HEADER_NAME_OK = re.compile(r"^[^\x00-\x20\x7f:][^\x00-\x08\x0a-\x1f\x7f:]{0,199}$")
+
+
+_HEADER_FROM = re.compile(rb"From[ \t]*:")
+
+
+def _split_headers(
+    buf: bytes, start: int, end: int, notes: list[str]
+) -> tuple[list[tuple[str, str]], int]:
+    """The header block that begins at start, and where the body begins.
+
+    Lenient like the mail clients people use: white space before the colon and
+    spaces inside a name are accepted; a leading mbox ``From `` line is skipped. A
+    line that is no header ends the block (it is the first body line).
+    """
+    headers: list[tuple[str, str]] = []
+    pos = start
+    first = True
+    while pos < end:
+        newline = buf.find(b"\n", pos, end)
+        line_end = end if newline < 0 else newline
+        next_pos = end if newline < 0 else newline + 1
+        line = buf[pos:line_end]
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line.strip(b" \t\r"):
+            if line and headers and buf[next_pos : next_pos + 1] in (b" ", b"\t"):
+                pos = next_pos  # obsolete folding: a blank line inside a folded header
+                continue
+            return headers, next_pos
+        if first and line.startswith(b"From ") and not _HEADER_FROM.match(line):
+            first = False  # mbox envelope line, not a header
+            pos = next_pos
+            continue
+        first = False
+        if line[:1] in (b" ", b"\t"):
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, f"{value}\r\n{_bytes_to_str(line)}")
+                pos = next_pos
+                continue
+        else:
+            colon = line.find(b":")
+            name = _bytes_to_str(line[:colon]).strip(" \t") if colon > 0 else ""
+            if name and _HEADER_NAME_OK.match(name):
+                headers.append((name, _bytes_to_str(line[colon + 1 :])))
+                pos = next_pos
+                continue
+        if headers:
+            notes.append("a line in the header block is not a header; the body starts there")
+        return headers, pos
+    return headers, end
+
+
+def _parse_content_type(part_headers: _Part, default: str, notes: list[str]) -> str:
+    raw = part_headers.header("content-type")
+    if raw is None:
+        return default
+    value = _split_params(raw)[0][0].lower()
+    value = re.sub(r"\s+", "", value)
+    if not _TOKEN_TYPE.match(value):
+        notes.append(f"invalid Content-Type {_raw_to_text(value)[:60]!r}, read as text/plain")
+        return "text/plain"
+    return value
+
+
+def _split_multipart(
+    buf: bytes, start: int, end: int, boundary: bytes
+) -> tuple[list[tuple[int, int]], bool]:
+    """The (start, end) of each body part between delimiter lines, and whether it closed.
+
+    A delimiter is ``--boundary`` at the start of a line followed only by white
+    space (or by dashes: a closing delimiter, ``--`` or a mistyped ``-``). The line
+    break before a delimiter belongs to it, not to the part.
+    """
+    delimiter = b"--" + boundary
+    spans: list[tuple[int, int]] = []
+    part_start: int | None = None
+    pos = start
+    while True:
+        found = buf.find(delimiter, pos, end)
+        if found < 0:
+            break
+        if found != start and buf[found - 1 : found] != b"\n":
+            pos = found + 1
+            continue
+        after = found + len(delimiter)
+        newline = buf.find(b"\n", after, end)
+        line_end = end if newline < 0 else newline
+        rest = buf[after:line_end].strip(b" \t\r")
+        if rest.strip(b"-"):
+            pos = found + 1  # a longer boundary that merely begins with this one
+            continue
+        if part_start is not None:
+            part_end = found
+            if part_end > part_start and buf[part_end - 1 : part_end] == b"\n":
+                part_end -= 1
+                if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
+                    part_end -= 1
+            spans.append((part_start, part_end))
+        if rest:
+            return spans, True
+        part_start = end if newline < 0 else newline + 1
+        pos = part_start
+    if part_start is not None:
+        spans.append((part_start, end))
+    return spans, False
+
+
+_GUESS_BOUNDARY = re.compile(rb"(?m)^--([0-9A-Za-z'()+_,./:=?-]{1,70}?)(?:--)?[ \t]*\r?$")
+
+
+def _guess_boundary(buf: bytes, start: int, end: int) -> bytes | None:
+    """A boundary read from the first delimiter-like line of a body (first 64 KiB)."""
+    match = _GUESS_BOUNDARY.search(buf, start, min(end, start + 65536))
+    return match.group(1) if match else None
+
+
+def _transfer_decode(data: bytes, encoding: str, notes: list[str]) -> bytes:
+    """data with its Content-Transfer-Encoding undone; unknown encodings leave it as is."""
+    if encoding in _IDENTITY_ENCODINGS:
+        return data
+    if encoding == "base64":
+        try:
+            return binascii.a2b_base64(data)
+        except (binascii.Error, ValueError):
+            cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+            cleaned = cleaned[: len(cleaned) - len(cleaned) % 4 if len(cleaned) % 4 == 1 else None]
+            notes.append("broken base64 was decoded as far as possible")
+            try:
+                return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
+            except (binascii.Error, ValueError):
+                return data
+    if encoding == "quoted-printable":
+        return binascii.a2b_qp(data)
+    if encoding in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        return _uudecode(data)
+    notes.append(f"unknown transfer encoding {_raw_to_text(encoding)[:40]!r}, shown undecoded")
+    return data
+
+
+def _uudecode(data: bytes) -> bytes:
+    out = bytearray()
+    lines = data.splitlines()
+    inside = not any(line.startswith(b"begin ") for line in lines)
+    for line in lines:
+        if not inside:
+            inside = line.startswith(b"begin ")
+            continue
+        if line.strip() in (b"end", b"`", b""):
+            if line.strip() == b"end":
+                break
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            length = ((line[0] - 32) & 63) * 4 + 5
+            try:
+                out += binascii.a2b_uu(line[: length // 3])
+            except binascii.Error:
+                pass
+    return bytes(out)
+
+
+def _encoding(part: _Part) -> str:
+    value = part.header("content-transfer-encoding")
+    return _raw_to_text(_unfold(value)).strip().lower() if value is not None else ""
+
+
+def _build_part(
+    buf: bytes, start: int, end: int, depth: int, default_type: str, budget: _Budget
+) -> _Part:
+    """The MIME tree of the entity in buf[start:end]."""
+    notes = budget.notes
+    budget.parts += 1
+    headers, body_start = _split_headers(buf, start, end, notes)
+    part = _Part(headers, buf, body_start, end, "text/plain")
+    part.content_type = _parse_content_type(part, default_type, notes)
+    if depth >= MAX_DEPTH:
+        if not budget.warned_depth:
+            notes.append(f"MIME nesting deeper than {MAX_DEPTH} levels was not read")
+            budget.warned_depth = True
+        return part
+    if budget.parts >= MAX_PARTS:
+        if not budget.warned_parts:
+            notes.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
+            budget.warned_parts = True
+        return part
+    maintype = part.content_type.split("/", 1)[0]
+    if maintype == "multipart":
+        _build_children(part, depth, budget)
+    elif part.content_type in ("message/rfc822", "message/global"):
+        encoding = _encoding(part)
+        inner_buf, inner_start, inner_end = buf, body_start, end
+        if encoding not in _IDENTITY_ENCODINGS:
+            inner_buf = _transfer_decode(buf[body_start:end], encoding, notes)
+            inner_start, inner_end = 0, len(inner_buf)
+        budget.notes = []
+        try:
+            part.inner = _build_part(
+                inner_buf, inner_start, inner_end, depth + 1, "text/plain", budget
+            )
+        finally:
+            notes.extend(f"attached message: {note}" for note in budget.notes)
+            budget.notes = notes
+    return part
+
+
+def _build_children(part: _Part, depth: int, budget: _Budget) -> None:
+    notes = budget.notes
+    raw_boundary = _param_raw(part, "boundary", "content-type")
+    buf, start, end = part.buf, part.start, part.end
+    encoding = _encoding(part)
+    if encoding not in _IDENTITY_ENCODINGS:  # illegal on a multipart, but it happens
+        buf = _transfer_decode(buf[start:end], encoding, notes)
+        start, end = 0, len(buf)
+        part.buf, part.start, part.end = buf, start, end
+    spans: list[tuple[int, int]] = []
+    closed = False
+    boundary = _to_bytes(raw_boundary) if raw_boundary else None
+    if boundary:
+        spans, closed = _split_multipart(buf, start, end, boundary)
+    if not spans:
+        guessed = _guess_boundary(buf, start, end)
+        if guessed:
+            spans, closed = _split_multipart(buf, start, end, guessed)
+            if spans:
+                what = "without a boundary" if not boundary else "whose boundary never occurs"
+                notes.append(
+                    f"{part.content_type} {what}: "
+                    f"parts split at {_raw_to_text(_bytes_to_str(guessed))!r}"
+                )
+    if not spans:
+        what = "without a boundary" if not boundary else "whose boundary never occurs"
+        notes.append(f"{part.content_type} {what}, shown as text")
+        part.multipart_broken = True
+        return
+    if not closed:
+        notes.append(f"{part.content_type}: the closing boundary is missing")
+    default = "message/rfc822" if part.content_type == "multipart/digest" else "text/plain"
+    for span_start, span_end in spans:
+        if not buf[span_start:span_end].strip():
+            continue  # an empty part (two delimiters in a row) is no part
+        if budget.parts >= MAX_PARTS:
+            if not budget.warned_parts:
+                notes.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
+                budget.warned_parts = True
+            break
+        part.children.append(_build_part(buf, span_start, span_end, depth + 1, default, budget))
+
+
+def _parse(raw: bytes, notes: list[str]) -> _Part:
+    return _build_part(raw, 0, len(raw), 0, "text/plain", _Budget(notes))
+
+
+# ----------------------------------------------------------------------- params
 
 
 def _split_params(value: str) -> list[tuple[str, str]]:
@@ -385,21 +678,32 @@ def _split_params(value: str) -> list[tuple[str, str]]:
         if index == 0:
             pairs.append((item.strip(), ""))
         elif sep and name.strip():
-            pairs.append((name.strip().lower(), val.strip()))
+            pairs.append((re.sub(r"\s+", "", name).lower(), val.strip()))
     return pairs
 
 
-def _param(part: Message, name: str, header: str, notes: list[str]) -> str | None:
-    """A parameter of a header, RFC 2231 and encoded words decoded, or None."""
-    raw = _raw_header(part, header)
+def _params(part: _Part, header: str) -> list[Any]:
+    raw = part.header(header)
     if raw is None:
-        return None
-    params: list[Any]
+        return []
+    pairs = _split_params(raw)
     try:
-        params = email.utils.decode_params(_split_params(raw))
+        return list(email.utils.decode_params(pairs))
     except Exception:
-        params = _split_params(raw)
-    value: Any = next((v for k, v in params[1:] if k == name), None)
+        return list(pairs)
+
+
+def _param_raw(part: _Part, name: str, header: str) -> str | None:
+    """A parameter exactly as written, quotes removed (for boundaries)."""
+    for key, value in _split_params(part.header(header) or "")[1:]:
+        if key == name:
+            return email.utils.unquote(value) if value.startswith('"') else value
+    return None
+
+
+def _param(part: _Part, name: str, header: str, notes: list[str]) -> str | None:
+    """A parameter of a header, RFC 2231 and encoded words decoded, or None."""
+    value: Any = next((v for k, v in _params(part, header)[1:] if k == name), None)
     if value is None:
         return None
     if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded text)
@@ -416,70 +720,37 @@ def _param(part: Message, name: str, header: str, notes: list[str]) -> str | Non
     return decode_words(email.utils.unquote(str(value)), notes)
 
 
-def _content_type(part: Message) -> str:
-    try:
-        return part.get_content_type().lower()
-    except Exception:
-        return "text/plain"
-
-
-def _disposition(part: Message) -> str | None:
-    value = _raw_header(part, "content-disposition")
+def _disposition(part: _Part) -> str | None:
+    value = part.header("content-disposition")
     if value is None:
         return None
-    return _unfold(value).split(";", 1)[0].strip().lower() or None
+    return _raw_to_text(_unfold(value)).split(";", 1)[0].strip().lower() or None
 
 
-def _content_id(part: Message) -> str | None:
-    value = _raw_header(part, "content-id")
+def _content_id(part: _Part) -> str | None:
+    value = part.header("content-id")
     if value is None:
         return None
-    cid = _raw_to_text(_unfold(value)).strip()
+    cid = re.sub(r"\s+", "", _raw_to_text(_unfold(value)))
     if cid.startswith("<") and cid.endswith(">"):
-        cid = cid[1:-1].strip()
+        cid = cid[1:-1]
     return cid or None
 
 
-def _payload_bytes(part: Message) -> bytes:
-    """The part's body with its transfer encoding undone, never raising."""
-    if _content_type(part) == "message/rfc822" or part.is_multipart():
-        return _message_bytes(part)
-    try:
-        data = part.get_payload(decode=True)
-    except Exception:
-        data = None
-    if isinstance(data, bytes):
-        return data
-    payload = part.get_payload()
-    return _to_bytes(payload) if isinstance(payload, str) else b""
+def _payload(part: _Part, notes: list[str]) -> bytes:
+    """The part's body with its transfer encoding undone (for a nested message: its bytes)."""
+    return _transfer_decode(part.buf[part.start : part.end], _encoding(part), notes)
 
 
-def _message_bytes(part: Message) -> bytes:
-    """The bytes of a message/rfc822 part's inner message, or of a multipart part."""
-    payload = part.get_payload()
-    if isinstance(payload, str):
-        return _to_bytes(payload)
-    target = part
-    if _content_type(part) == "message/rfc822" and isinstance(payload, list) and payload:
-        if isinstance(payload[0], Message):
-            target = payload[0]
-    buffer = BytesIO()
-    try:
-        BytesGenerator(buffer, mangle_from_=False, policy=email_policy.compat32).flatten(target)
-    except Exception:
-        try:
-            return _to_bytes(target.as_string())
-        except Exception:
-            return b""
-    return buffer.getvalue()
-
-
-def _decode_text(part: Message, notes: list[str]) -> str:
-    data = _payload_bytes(part)
+def _decode_text(part: _Part, notes: list[str]) -> str:
+    data = _payload(part, notes)
     text, note = decode_bytes(data, _param(part, "charset", "content-type", []))
     if note:
-        notes.append(f"{_content_type(part)} body: {note}")
-    return _clean(text)
+        notes.append(f"{part.content_type} body: {note}")
+    return _clean(text).replace("\r\n", "\n")
+
+
+# ------------------------------------------------------------------------- walk
 
 
 @dataclass
@@ -489,53 +760,44 @@ class _Walk:
     notes: list[str]
     text: str | None = None
     html: str | None = None
-    leaves: list[tuple[Message, str]] = field(default_factory=list)  # (part, disposition)
-    nested: list[Message] = field(default_factory=list)
-    truncated: bool = False
+    leaves: list[tuple[_Part, str]] = field(default_factory=list)  # (part, disposition)
+    nested: list[_Part] = field(default_factory=list)
 
 
-def _filename(part: Message, notes: list[str]) -> str | None:
+def _filename(part: _Part, notes: list[str]) -> str | None:
     name = _param(part, "filename", "content-disposition", notes)
     if not name:
         name = _param(part, "name", "content-type", notes)
     return name or None
 
 
-def _is_body(part: Message, ctype: str, notes: list[str]) -> bool:
-    if ctype not in ("text/plain", "text/html"):
+def _is_body(part: _Part, notes: list[str]) -> bool:
+    if part.content_type not in ("text/plain", "text/html"):
         return False
     disposition = _disposition(part)
     if disposition == "attachment":
         return False
-    return disposition == "inline" or _filename(part, notes) is None
+    return disposition == "inline" or _filename(part, []) is None
 
 
-def _walk(part: Message, state: _Walk, depth: int, parent: str | None) -> None:
-    if depth > MAX_DEPTH:
-        if not state.truncated:
-            state.notes.append(f"MIME nesting deeper than {MAX_DEPTH} levels was not read")
-            state.truncated = True
-        return
-    ctype = _content_type(part)
+def _walk(part: _Part, state: _Walk, parent: str | None) -> None:
+    ctype = part.content_type
     if ctype.startswith("multipart/"):
-        children = part.get_payload()
-        if not isinstance(children, list) or not part.is_multipart():
-            state.notes.append(f"{ctype} without a usable boundary, shown as text")
+        if part.multipart_broken or (not part.children and part.end > part.start):
             if state.text is None:
                 state.text = _decode_text(part, state.notes)
             return
         if ctype == "multipart/alternative":
-            _walk_alternative(children, state, depth)
+            _walk_alternative(part.children, state)
             return
-        for child in children:
-            if isinstance(child, Message):
-                _walk(child, state, depth + 1, ctype)
+        for child in part.children:
+            _walk(child, state, ctype)
         return
-    if ctype == "message/rfc822" and depth > 0:
+    if part.inner is not None:
         state.nested.append(part)
-        _add_leaf(part, state, "attachment")
+        state.leaves.append((part, "attachment"))
         return
-    if _is_body(part, ctype, state.notes):
+    if _is_body(part, state.notes):
         if ctype == "text/html":
             if state.html is None:
                 state.html = _decode_text(part, state.notes)
@@ -550,22 +812,20 @@ def _walk(part: Message, state: _Walk, depth: int, parent: str | None) -> None:
     if disposition == "inline" or (
         parent == "multipart/related" and disposition != "attachment" and _content_id(part)
     ):
-        _add_leaf(part, state, "inline")
+        state.leaves.append((part, "inline"))
     else:
-        _add_leaf(part, state, "attachment")
+        state.leaves.append((part, "attachment"))
 
 
-def _walk_alternative(children: list[Any], state: _Walk, depth: int) -> None:
-    """The richest alternative of each kind becomes the body; the others are skipped."""
-    parts = [c for c in children if isinstance(c, Message)]
-    best_text: Message | None = None
-    best_html: Message | None = None
-    others: list[Message] = []
-    for child in parts:
-        ctype = _content_type(child)
-        if ctype == "text/plain" and _disposition(child) != "attachment":
+def _walk_alternative(children: list[_Part], state: _Walk) -> None:
+    """The last (richest) alternative of each kind becomes the body; others are walked."""
+    best_text: _Part | None = None
+    best_html: _Part | None = None
+    others: list[_Part] = []
+    for child in children:
+        if child.content_type == "text/plain" and _disposition(child) != "attachment":
             best_text = child
-        elif ctype == "text/html" and _disposition(child) != "attachment":
+        elif child.content_type == "text/html" and _disposition(child) != "attachment":
             best_html = child
         else:
             others.append(child)
@@ -574,82 +834,173 @@ def _walk_alternative(children: list[Any], state: _Walk, depth: int) -> None:
     if best_html is not None and state.html is None:
         state.html = _decode_text(best_html, state.notes)
     for child in others:
-        _walk(child, state, depth + 1, "multipart/alternative")
+        _walk(child, state, "multipart/alternative")
 
 
-def _add_leaf(part: Message, state: _Walk, disposition: str) -> None:
-    if len(state.leaves) >= MAX_PARTS:
-        if not state.truncated:
-            state.notes.append(f"more than {MAX_PARTS} parts; the rest are not listed")
-            state.truncated = True
-        return
-    state.leaves.append((part, disposition))
-
-
-def _walk_message(msg: Message, notes: list[str]) -> _Walk:
+def _walk_message(root: _Part, notes: list[str]) -> _Walk:
     state = _Walk(notes=notes)
-    _walk(msg, state, 0, None)
+    _walk(root, state, None)
     return state
 
 
-def _attachment(index: int, part: Message, disposition: str, notes: list[str]) -> Attachment:
-    ctype = _content_type(part)
+def _attachment(index: int, part: _Part, disposition: str, notes: list[str]) -> Attachment:
     name = _filename(part, notes)
-    if not name and ctype == "message/rfc822":
-        subject = _nested_subject(part)
+    if not name and part.inner is not None:
+        subject = _inner_subject(part.inner)
         name = f"{subject}.eml" if subject else "message.eml"
     if not name:
-        extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
+        extension = mimetypes.guess_extension(part.content_type, strict=False) or ".bin"
         name = f"part-{index + 1}{extension}"
     return Attachment(
         index=index,
         filename=_clean(name),
-        content_type=ctype,
-        size=len(_payload_bytes(part)),
+        content_type=part.content_type,
+        size=len(_payload(part, [])),
         content_id=_content_id(part),
         disposition=disposition,
     )
 
 
-def _nested_subject(part: Message) -> str:
-    payload = part.get_payload()
-    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-        subject = payload[0].get("Subject")
-        if subject is not None:
-            return decode_header_value(str(subject)).strip()[:120]
-    return ""
+def _inner_subject(inner: _Part) -> str:
+    subject = inner.header("subject")
+    if subject is None:
+        return ""
+    text = decode_header_value(subject).strip()
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text)[:120].strip()
 
 
 # --------------------------------------------------------------------- addresses
 
 
+def _split_top_level(value: str, separators: str) -> list[str]:
+    """value split at separators that are outside quotes, <angle brackets> and (comments)."""
+    items: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    angle = comment = 0
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and (quoted or comment):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            comment += 1
+        elif char == ")" and comment:
+            comment -= 1
+        elif comment:
+            pass
+        elif char == '"':
+            quoted = True
+        elif char == "<":
+            angle += 1
+        elif char == ">" and angle:
+            angle -= 1
+        elif char in separators and not angle:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items
+
+
+def _strip_comments(value: str) -> tuple[str, str]:
+    """value without its (comments), and the text of the comments."""
+    kept: list[str] = []
+    comments: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for char in value:
+        if escaped:
+            escaped = False
+            (comments if depth else kept).append(char)
+            continue
+        if char == "\\" and (quoted or depth):
+            escaped = True
+            if not depth:
+                kept.append(char)
+            continue
+        if not depth and char == '"':
+            quoted = not quoted
+        elif not quoted and char == "(":
+            depth += 1
+            continue
+        elif not quoted and char == ")" and depth:
+            depth -= 1
+            if not depth:
+                comments.append(" ")
+            continue
+        (comments if depth else kept).append(char)
+    return "".join(kept), " ".join("".join(comments).split())
+
+
+def _unquote_phrase(phrase: str) -> str:
+    out: list[str] = []
+    escaped = False
+    for char in phrase:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char != '"':
+            out.append(char)
+    return " ".join("".join(out).split())
+
+
+def _one_address(item: str, notes: list[str]) -> list[str]:
+    text, comment = _strip_comments(item)
+    text = text.strip()
+    if not text:
+        return []
+    if "@" not in text and "<" not in text:
+        return [decode_words(" ".join(text.split()), notes)]  # a name with no address
+    if "<" in text:
+        phrase, _sep, rest = text.partition("<")
+        address = re.sub(r"\s+", "", rest.split(">", 1)[0])
+        address = re.sub(r"^(?:@[^:,]*,?)+:", "", address)  # an obsolete source route
+        name = decode_words(_unquote_phrase(phrase), notes).strip()
+    else:
+        tokens = text.split()
+        if len(tokens) > 1 and all("@" in token for token in tokens):
+            return [_raw_to_text(token, notes) for token in tokens]  # a missing comma
+        if len(tokens) > 1 and "@" in tokens[-1] and not any("@" in t for t in tokens[:-1]):
+            address, name = tokens[-1], " ".join(tokens[:-1])  # a name without <>
+        else:
+            address = re.sub(r"\s+", "", text)
+            name = decode_words(comment, notes).strip() if comment else ""
+    address = _raw_to_text(address, notes)
+    return [f"{name} <{address}>" if name and address else name or address]
+
+
 def _addresses(values: list[str], notes: list[str]) -> tuple[str, ...]:
-    """Each address of the headers as ``Name <addr>`` (or ``addr``), names decoded."""
+    """Each address in the headers as ``Name <addr>`` (or ``addr``), names decoded.
+
+    Groups contribute their members; a header with no readable address is shown
+    as its decoded text.
+    """
     result: list[str] = []
     for raw in values:
         unfolded = _unfold(raw)
-        try:
-            pairs = email.utils.getaddresses([unfolded])
-        except Exception:
-            pairs = []
-        found = False
-        for name, addr in pairs:
-            if not addr and not name:
-                continue
-            found = True
-            display = decode_words(name, notes).strip() if name else ""
-            address = _raw_to_text(addr, notes)
-            result.append(f"{display} <{address}>" if display and address else display or address)
+        found: list[str] = []
+        for item in _split_top_level(unfolded, ",;"):
+            group = _split_top_level(item, ":")
+            member = group[-1] if len(group) > 1 else item
+            found.extend(_one_address(member, notes))
         if not found and unfolded.strip():
-            result.append(decode_words(unfolded, notes))
+            found.append(decode_words(unfolded, notes).strip())
+        result.extend(found)
     return tuple(result)
 
 
 def _date(value: str | None, notes: list[str]) -> datetime | None:
     if value is None:
         return None
+    text, _comment = _strip_comments(_raw_to_text(_unfold(value)))
     try:
-        parsed = email.utils.parsedate_to_datetime(_raw_to_text(_unfold(value)))
+        parsed = email.utils.parsedate_to_datetime(" ".join(text.split()))
     except Exception:
         parsed = None
     if parsed is None:
@@ -670,54 +1021,41 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """
     notes: list[str] = []
     try:
-        msg = _parse(raw)
-    except Exception as exc:
-        notes.append(f"the message could not be parsed ({type(exc).__name__})")
-        return _headers_only(raw, notes)
-    try:
-        return _build(msg, notes)
+        root = _parse(bytes(raw), notes)
+        return _build(root, notes)
     except Exception as exc:
         notes.append(f"the message structure could not be read ({type(exc).__name__})")
-        return _headers_only(raw, notes)
+        return _headers_only(bytes(raw), notes)
 
 
-def _build(msg: Message, notes: list[str]) -> ParsedMessage:
+def _build(root: _Part, notes: list[str]) -> ParsedMessage:
     headers = tuple(
-        Header(_raw_to_text(name, notes).strip(), decode_header_value(value, notes))
-        for name, value in msg.raw_items()
+        Header(_raw_to_text(name, notes), decode_header_value(value, notes))
+        for name, value in root.headers
     )
-
-    def values(name: str) -> list[str]:
-        return [str(v) for k, v in msg.raw_items() if k.strip().lower() == name]
-
-    subjects = values("subject")
+    subjects = root.all("subject")
     subject = decode_header_value(subjects[0], notes) if subjects else ""
-    senders = _addresses(values("from"), notes)
-    message_ids = values("message-id")
+    message_ids = root.all("message-id")
     message_id = _raw_to_text(_unfold(message_ids[0])).strip() if message_ids else None
-    dates = values("date")
-    date = _date(dates[0] if dates else None, notes)
-
-    state = _walk_message(msg, notes)
+    dates = root.all("date")
+    state = _walk_message(root, notes)
     text, html = state.text, state.html
     if text is None and html is None and state.nested:
-        inner = state.nested[0].get_payload()
-        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-            inner_state = _walk_message(inner[0], notes)
+        inner = state.nested[0].inner
+        if inner is not None:
+            inner_state = _walk_message(inner, [])
             text, html = inner_state.text, inner_state.html
     attachments = tuple(
         _attachment(index, part, disposition, notes)
         for index, (part, disposition) in enumerate(state.leaves)
     )
-    for defect in msg.defects:
-        notes.append(f"MIME defect: {type(defect).__name__}")
     return ParsedMessage(
         headers=headers,
         subject=subject,
-        from_=", ".join(senders),
-        to=_addresses(values("to"), notes),
-        cc=_addresses(values("cc"), notes),
-        date=date,
+        from_=", ".join(_addresses(root.all("from"), notes)),
+        to=_addresses(root.all("to"), notes),
+        cc=_addresses(root.all("cc"), notes),
+        date=_date(dates[0] if dates else None, notes),
         message_id=message_id or None,
         text=text,
         html=html,
@@ -726,83 +1064,58 @@ def _build(msg: Message, notes: list[str]) -> ParsedMessage:
     )
 
 
-_HEADER_LINE = re.compile(rb"^([^:\s][^:]*):(.*)$")
-
-
 def _headers_only(raw: bytes, notes: list[str]) -> ParsedMessage:
-    """The last resort: the header block read line by line, the rest as text."""
-    head, _sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
-    headers: list[Header] = []
-    for line in head.split(b"\n"):
-        if line[:1] in (b" ", b"\t") and headers:
-            last = headers[-1]
-            more = line.strip().decode("utf-8", "replace")
-            headers[-1] = Header(last.name, f"{last.value} {more}")
-            continue
-        match = _HEADER_LINE.match(line)
-        if match:
-            headers.append(
-                Header(
-                    match.group(1).decode("utf-8", "replace").strip(),
-                    match.group(2).strip().decode("utf-8", "replace"),
-                )
-            )
-    for i, h in enumerate(headers):
-        try:
-            headers[i] = Header(h.name, decode_words(h.value))
-        except Exception:
-            pass
+    """The last resort: the header block as it is, the rest as text."""
+    try:
+        headers, body_start = _split_headers(raw, 0, len(raw), notes)
+    except Exception:
+        headers, body_start = [], 0
+    decoded = tuple(Header(_clean(k), _clean(_unfold(v))) for k, v in headers)
 
     def first(name: str) -> str:
-        return next((h.value for h in headers if h.name.lower() == name), "")
+        return next((h.value for h in decoded if h.name.lower() == name), "")
 
     return ParsedMessage(
-        headers=tuple(headers),
+        headers=decoded,
         subject=first("subject"),
         from_=first("from"),
         to=(first("to"),) if first("to") else (),
         cc=(first("cc"),) if first("cc") else (),
         date=None,
         message_id=first("message-id") or None,
-        text=decode_undeclared(body)[0],
+        text=decode_undeclared(raw[body_start:])[0],
         html=None,
         attachments=(),
         notes=tuple(dict.fromkeys(notes)),
     )
 
 
-def _leaves(raw: bytes) -> tuple[list[tuple[Message, str]], list[str]]:
-    notes: list[str] = []
-    msg = _parse(raw)
-    return _walk_message(msg, notes).leaves, notes
-
-
 def get_attachment(raw: bytes, index: int) -> tuple[Attachment, bytes] | None:
     """Attachment ``index`` of :func:`parse_message` and its decoded bytes, or None.
 
     A nested message (``message/rfc822``) comes back as the bytes of the inner
-    message, ready to save as ``.eml``. Never raises.
+    message exactly as they were sent, ready to save as ``.eml``. Never raises.
     """
     try:
-        leaves, notes = _leaves(raw)
+        notes: list[str] = []
+        leaves = _walk_message(_parse(bytes(raw), notes), notes).leaves
         if index < 0 or index >= len(leaves):
             return None
         part, disposition = leaves[index]
-        return _attachment(index, part, disposition, notes), _payload_bytes(part)
+        return _attachment(index, part, disposition, []), _payload(part, [])
     except Exception:
         return None
 
 
-def _iter_parts(msg: Message, depth: int = 0) -> Iterator[Message]:
-    if depth > MAX_DEPTH:
-        return
-    payload = msg.get_payload()
-    if msg.is_multipart() and isinstance(payload, list):
-        for child in payload:
-            if isinstance(child, Message):
-                yield from _iter_parts(child, depth + 1)
+def _iter_leaves(part: _Part) -> Iterator[_Part]:
+    if part.children:
+        for child in part.children:
+            yield from _iter_leaves(child)
+    elif part.inner is not None:
+        yield part
+        yield from _iter_leaves(part.inner)
     else:
-        yield msg
+        yield part
 
 
 def get_inline_parts(raw: bytes) -> dict[str, tuple[str, bytes]]:
@@ -813,11 +1126,10 @@ def get_inline_parts(raw: bytes) -> dict[str, tuple[str, bytes]]:
     """
     result: dict[str, tuple[str, bytes]] = {}
     try:
-        msg = _parse(raw)
-        for part in _iter_parts(msg):
+        for part in _iter_leaves(_parse(bytes(raw), [])):
             cid = _content_id(part)
             if cid and cid not in result:
-                result[cid] = (_content_type(part), _payload_bytes(part))
+                result[cid] = (part.content_type, _payload(part, []))
     except Exception:
         pass
     return result
