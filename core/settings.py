@@ -70,6 +70,17 @@ class Settings:
     # A claimed ("sending") row whose lease ran out is taken to be abandoned.
     lease_seconds: float = 120.0
     sweep_interval_seconds: float = 5.0
+    # The sweeper leaves a queued row alone this long before assuming its task was lost.
+    sweep_grace_seconds: float = 5.0
+    # Worker liveness: a heartbeat row is refreshed this often; 3 missed beats = gone.
+    heartbeat_seconds: float = 2.0
+    # Idle Huey workers poll the queue starting at this delay, backing off to the max.
+    worker_poll_seconds: float = 0.05
+    worker_max_poll_seconds: float = 0.25
+    # argon2id cost; None means argon2-cffi's defaults (tests pass cheap values).
+    argon2_time_cost: int | None = None
+    argon2_memory_cost: int | None = None
+    argon2_parallelism: int | None = None
 
     @property
     def app_db_path(self) -> Path:

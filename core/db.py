@@ -1,0 +1,123 @@
+"""The app database: engine, sessions and schema.
+
+SQLite runs in WAL mode with a busy timeout. Write transactions start with
+``BEGIN IMMEDIATE`` so that a transaction that reads before it writes never fails
+half-way with "database is locked" (SQLite cannot upgrade a WAL read snapshot
+that another writer has moved past; the busy handler does not help there).
+A Session is opened per call and never shared between threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine as SAEngine
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, create_engine
+
+from core import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def now_ts() -> float:
+    """The current UTC time as a Unix timestamp, the way the database stores it."""
+    return time.time()
+
+
+def to_datetime(ts: float | None) -> datetime | None:
+    """A stored timestamp as a timezone-aware UTC datetime (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """True for SQLite's transient "database is locked/busy" failures."""
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+class Database:
+    """One app database: a SQLAlchemy engine plus read and write sessions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        connect_args: dict[str, Any] = {}
+        if self.is_sqlite:
+            connect_args = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+        self.engine: SAEngine = create_engine(url, connect_args=connect_args)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        self._write_engine = self.engine.execution_options(mailroom_write=True)
+
+    def create_schema(self) -> None:
+        """Create missing tables and indexes (idempotent)."""
+        self.run_locked_retry(lambda: SQLModel.metadata.create_all(self.engine))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A short-lived session for reading."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session in one write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+        with Session(self._write_engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def run_locked_retry(self, fn: Callable[[], T], timeout: float = 30.0) -> T:
+        """Run fn, retrying while SQLite says the database is locked, up to timeout seconds.
+
+        fn must be a whole transaction (it is re-run from the start).
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                return fn()
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                if not is_locked_error(exc) or time.monotonic() >= deadline:
+                    raise
+                log.warning("database is locked; retrying in %.2fs", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module: the "begin" hook
+    # below issues BEGIN / BEGIN IMMEDIATE itself.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a killed process; only power loss can undo commits.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Any) -> None:
+    if conn.get_execution_options().get("mailroom_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,307 @@
+"""Building outbound messages and talking SMTP.
+
+`build_message` turns an outbox row's data into bytes with EmailMessage (never
+string-formatted headers); anything that would inject a header is refused with
+`MessageBuildError`, which the worker treats as a permanent failure.
+
+`SmtpSender` keeps a small pool of open SMTP connections shared by the worker
+threads (one connection per concurrent sender), reusing them across emails and
+reconnecting when the server has closed one. `classify` maps a reply to the
+outbox's next state: 2xx sent, 4xx retry, 5xx failed.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import smtplib
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["sent", "retry", "failed"]
+
+# A pooled connection idle longer than this is checked with NOOP before use.
+IDLE_CHECK_SECONDS = 20.0
+
+
+class MessageBuildError(Exception):
+    """The message cannot be built safely (for example a header would be injected)."""
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """Everything needed to render one outbound email."""
+
+    outbox_id: int
+    kind: str
+    sender: str
+    to_local: str
+    to_domain: str
+    to_name: str
+    subject: str
+    message_id: str
+    link: str | None = None
+    ttl_hours: float = 48.0
+    display_address: str = ""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """A built message and its envelope."""
+
+    mail_from: str
+    rcpt_to: str
+    data: bytes
+    smtputf8: bool
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The outcome of one SMTP conversation."""
+
+    outcome: Outcome
+    code: int | None
+    reply: str
+    error: str | None = None
+
+
+def _refuse_controls(field: str, value: str) -> None:
+    for ch in value:
+        if unicodedata.category(ch) == "Cc" or ch in "\u2028\u2029":
+            raise MessageBuildError(
+                f"{field} contains control character U+{ord(ch):04X}; "
+                "refusing to build a message whose header could be injected"
+            )
+
+
+def _body_text(mail: OutgoingEmail) -> tuple[str, str]:
+    hello = f"Hello {mail.to_name}," if mail.to_name else "Hello,"
+    if mail.kind == "activation":
+        text = (
+            f"{hello}\n\n"
+            "Please confirm your email address to activate your Mailroom account:\n\n"
+            f"{mail.link}\n\n"
+            f"The link works once and expires {mail.ttl_hours:g} hours after this email was sent.\n"
+            "If you did not sign up, you can ignore this email.\n"
+        )
+        link = html.escape(mail.link or "", quote=True)
+        body_html = (
+            f"<p>{html.escape(hello)}</p>"
+            "<p>Please confirm your email address to activate your Mailroom account:</p>"
+            f'<p><a href="{link}">Activate my account</a></p>'
+            f"<p>Or copy this link: {link}</p>"
+            f"<p>The link works once and expires {mail.ttl_hours:g} hours after this email "
+            "was sent. If you did not sign up, you can ignore this email.</p>"
+        )
+    else:
+        address = mail.display_address or f"{mail.to_local}@{mail.to_domain}"
+        text = (
+            f"{hello}\n\n"
+            f"Someone just tried to sign up for Mailroom with your address ({address}).\n"
+            "You already have an account, so nothing was changed.\n\n"
+            "If it was you, you can sign in as usual (or ask for a new activation email if\n"
+            "your account is not active yet). If it was not you, you can ignore this email.\n"
+        )
+        body_html = "".join(f"<p>{html.escape(p)}</p>" for p in text.split("\n\n") if p)
+    return text, body_html
+
+
+def build_message(mail: OutgoingEmail) -> RenderedEmail:
+    """Render the email to bytes; MessageBuildError if it cannot be built safely."""
+    for field, value in (
+        ("to_name", mail.to_name),
+        ("to_address", f"{mail.to_local}@{mail.to_domain}"),
+        ("subject", mail.subject),
+        ("sender", mail.sender),
+        ("message_id", mail.message_id),
+    ):
+        _refuse_controls(field, value)
+    smtputf8 = not mail.to_local.isascii()
+    pol = policy.SMTPUTF8 if smtputf8 else policy.SMTP
+    try:
+        msg = EmailMessage(policy=pol)
+        msg["From"] = mail.sender
+        msg["To"] = Address(
+            display_name=mail.to_name, username=mail.to_local, domain=mail.to_domain
+        )
+        msg["Subject"] = mail.subject
+        msg["Date"] = format_datetime(datetime.now(UTC))
+        msg["Message-ID"] = mail.message_id
+        msg["Auto-Submitted"] = "auto-generated"
+        msg["X-Mailroom-Outbox-Id"] = str(mail.outbox_id)
+        text, body_html = _body_text(mail)
+        msg.set_content(text)
+        msg.add_alternative(f"<!doctype html><html><body>{body_html}</body></html>", subtype="html")
+        data = msg.as_bytes(policy=pol)
+        from_addrs = msg["From"].addresses
+    except MessageBuildError:
+        raise
+    except Exception as exc:  # the email package raises many kinds on bad input
+        raise MessageBuildError(f"cannot build message: {type(exc).__name__}: {exc}") from exc
+    if len(from_addrs) != 1:
+        raise MessageBuildError("the sender setting must hold exactly one address")
+    mail_from = from_addrs[0].addr_spec
+    return RenderedEmail(
+        mail_from=mail_from,
+        rcpt_to=f"{mail.to_local}@{mail.to_domain}",
+        data=data,
+        smtputf8=smtputf8,
+    )
+
+
+def classify(code: int | None, reply: str, stage: str) -> SendResult:
+    """Map an SMTP reply to an outcome: 2xx sent, 4xx retry, 5xx failed, anything else retry."""
+    if code is not None and 200 <= code < 300:
+        return SendResult("sent", code, reply)
+    if code is not None and 500 <= code < 600:
+        return SendResult("failed", code, reply, f"{stage} rejected permanently: {code} {reply}")
+    return SendResult("retry", code, reply, f"{stage} deferred: {code} {reply}")
+
+
+def _reply_text(raw: bytes | str) -> str:
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "replace")
+    return str(raw)
+
+
+class _Stale(Exception):
+    """A pooled connection turned out to be closed before anything was sent."""
+
+
+class SmtpSender:
+    """Sends rendered emails over pooled SMTP connections; safe to use from many threads."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._idle: list[tuple[smtplib.SMTP, float]] = []
+        self._closed = False
+
+    def _acquire(self) -> tuple[smtplib.SMTP, bool]:
+        """(connection, reused) — an idle pooled connection, else a new one."""
+        with self._lock:
+            item = self._idle.pop() if self._idle else None
+        if item is not None:
+            conn, last_used = item
+            if time.monotonic() - last_used > IDLE_CHECK_SECONDS:
+                try:
+                    code, _ = conn.noop()
+                    if code == 250:
+                        return conn, True
+                except (smtplib.SMTPException, OSError):
+                    pass
+                _close_quietly(conn)
+            else:
+                return conn, True
+        conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        return conn, False
+
+    def _release(self, conn: smtplib.SMTP) -> None:
+        conn.command_encoding = "ascii"
+        with self._lock:
+            if not self._closed:
+                self._idle.append((conn, time.monotonic()))
+                return
+        _close_quietly(conn)
+
+    def send(self, email: RenderedEmail) -> SendResult:
+        """Deliver one email; never raises for SMTP or network trouble, returns the outcome."""
+        for _ in range(2):
+            try:
+                conn, reused = self._acquire()
+            except smtplib.SMTPConnectError as exc:
+                return classify(exc.smtp_code, _reply_text(exc.smtp_error), "connect")
+            except TimeoutError:
+                return SendResult("retry", None, "", f"connect timed out after {self.timeout:g}s")
+            except (OSError, smtplib.SMTPException) as exc:
+                return SendResult("retry", None, "", f"connect failed: {_describe(exc)}")
+            try:
+                result = self._transaction(conn, email, reused)
+            except _Stale:
+                _close_quietly(conn)
+                continue
+            except TimeoutError:
+                _close_quietly(conn)
+                return SendResult("retry", None, "", f"timed out after {self.timeout:g}s")
+            except (OSError, smtplib.SMTPException) as exc:
+                _close_quietly(conn)
+                return SendResult("retry", None, "", f"connection lost: {_describe(exc)}")
+            self._release(conn)
+            return result
+        return SendResult("retry", None, "", "connection closed by the server")
+
+    def _transaction(self, conn: smtplib.SMTP, email: RenderedEmail, reused: bool) -> SendResult:
+        try:
+            conn.ehlo_or_helo_if_needed()
+            options: list[str] = []
+            if email.smtputf8:
+                if not conn.has_extn("smtputf8"):
+                    return SendResult(
+                        "failed", None, "", "the server does not support SMTPUTF8, "
+                        "which this address needs"
+                    )
+                options = ["SMTPUTF8", "BODY=8BITMIME"]
+            code, raw = conn.mail(email.mail_from, options)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if reused:
+                raise _Stale() from exc
+            raise
+        if code != 250:
+            self._reset(conn)
+            return classify(code, _reply_text(raw), "MAIL FROM")
+        code, raw = conn.rcpt(email.rcpt_to)
+        if code not in (250, 251):
+            self._reset(conn)
+            return classify(code, _reply_text(raw), "RCPT TO")
+        try:
+            code, raw = conn.data(email.data)
+        except smtplib.SMTPDataError as exc:
+            self._reset(conn)
+            return classify(exc.smtp_code, _reply_text(exc.smtp_error), "DATA")
+        result = classify(code, _reply_text(raw), "DATA")
+        if result.outcome != "sent":
+            self._reset(conn)
+        return result
+
+    @staticmethod
+    def _reset(conn: smtplib.SMTP) -> None:
+        conn.rset()
+
+    def close(self) -> None:
+        """Close every pooled connection; connections in use are closed when released."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            _close_quietly(conn)
+
+    def reopen(self) -> None:
+        """Allow pooling again after close()."""
+        with self._lock:
+            self._closed = False
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _close_quietly(conn: smtplib.SMTP) -> None:
+    try:
+        conn.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        conn.close()

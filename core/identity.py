@@ -1,0 +1,122 @@
+"""Who someone is: email syntax and canonical form, the uniqueness key, display-name rules.
+
+- Syntax is checked by email-validator (no DNS look-ups).
+- The domain is kept in one canonical form, IDNA 2008 (email-validator uses the
+  `idna` package): ``bücher.example`` and ``xn--bcher-kva.example`` are one mailbox.
+- Uniqueness uses a key folded in Python with ``str.casefold`` (SQLite's NOCASE
+  folds ASCII only); the address itself is stored as typed (with the canonical
+  domain) and mail always goes to the stored address.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+
+from core.errors import ValidationError
+
+MAX_DISPLAY_NAME = 200
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+# Characters that can reorder or hide text, refused alongside C0/C1 controls.
+_INVISIBLE_CONTROLS = frozenset(
+    "\u2028\u2029"  # line and paragraph separators
+    "\u202a\u202b\u202c\u202d\u202e"  # bidi embeddings and overrides
+    "\u2066\u2067\u2068\u2069"  # bidi isolates
+)
+
+
+@dataclass(frozen=True)
+class NormalizedEmail:
+    """An email address in canonical form.
+
+    `address` is what is stored and shown (local part as typed, Unicode domain),
+    `ascii_domain` the A-label form used on the wire, `key` the uniqueness key.
+    """
+
+    address: str
+    local_part: str
+    domain: str
+    ascii_domain: str
+    key: str
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        """True when the local part is not ASCII (the domain can always go as A-labels)."""
+        return not self.local_part.isascii()
+
+    @property
+    def wire_address(self) -> str:
+        """The address as sent in the SMTP envelope and headers."""
+        return f"{self.local_part}@{self.ascii_domain}"
+
+
+def normalize_email(raw: str, field: str = "email") -> NormalizedEmail:
+    """Validate an address and return its canonical form; ValidationError(field) if invalid."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationError(field, "an email address is required")
+    text = raw.strip()
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValidationError(field, "control characters are not allowed in an email address")
+    try:
+        info = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationError(field, str(exc)) from None
+    local = info.local_part
+    domain = info.domain
+    ascii_domain = info.ascii_domain
+    return NormalizedEmail(
+        address=f"{local}@{domain}",
+        local_part=local,
+        domain=domain,
+        ascii_domain=ascii_domain,
+        key=email_key(local, ascii_domain),
+    )
+
+
+def email_key(local_part: str, ascii_domain: str) -> str:
+    """The uniqueness key: Unicode case fold of the local part, lower-case A-label domain."""
+    local = unicodedata.normalize("NFC", local_part).casefold()
+    return f"{local}@{ascii_domain.lower()}"
+
+
+def key_for(raw: str) -> str | None:
+    """The uniqueness key for some typed address, or None if it is not a valid address."""
+    try:
+        return normalize_email(raw).key
+    except ValidationError:
+        return None
+
+
+def check_display_name(raw: str | None) -> str:
+    """A display name with surrounding blanks removed; refuses controls (CR, LF, NUL, ...)."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValidationError("display_name", "must be text")
+    for ch in raw:
+        if unicodedata.category(ch) == "Cc" or ch in _INVISIBLE_CONTROLS:
+            raise ValidationError(
+                "display_name",
+                f"control character U+{ord(ch):04X} is not allowed",
+            )
+    name = raw.strip()
+    if len(name) > MAX_DISPLAY_NAME:
+        raise ValidationError("display_name", f"at most {MAX_DISPLAY_NAME} characters")
+    return name
+
+
+def check_password(raw: str) -> str:
+    """The password unchanged if acceptable: at least 8 characters, at most 1024."""
+    if not isinstance(raw, str):
+        raise ValidationError("password", "must be text")
+    if len(raw) < MIN_PASSWORD:
+        raise ValidationError("password", f"must be at least {MIN_PASSWORD} characters")
+    if len(raw) > MAX_PASSWORD:
+        raise ValidationError("password", f"must be at most {MAX_PASSWORD} characters")
+    if "\x00" in raw:
+        raise ValidationError("password", "must not contain NUL")
+    return raw

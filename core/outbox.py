@@ -1,0 +1,293 @@
+"""The outbox's state machine: claim, finish an attempt, manual retry, the sweeper, back-off.
+
+States: ``queued → sending → sent``; ``sending → retrying → sending``;
+``sending → failed``; ``failed → queued`` (manual retry). Every transition is a
+conditional UPDATE committed before the next step, so two workers can never hold
+the same row and a crash leaves a row the sweeper can recognise.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, or_, update
+from sqlmodel import col, select
+
+from core.db import Database, now_ts
+from core.delivery import SendResult
+from core.models import (
+    FAILED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    SENT,
+    DeliveryAttempt,
+    Outbox,
+)
+from core.settings import RetryPolicy
+
+# A scheduled retry may arrive this early (clock granularity of the Huey scheduler).
+CLAIM_SLACK_SECONDS = 0.5
+MAX_REPLY_CHARS = 2000
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): capped exponential + jitter."""
+    base = min(policy.cap_seconds, policy.base_seconds * policy.factor ** max(0, attempt - 1))
+    r = (rng or random).uniform(1.0 - policy.jitter, 1.0 + policy.jitter)
+    return max(0.0, base * r)
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """An outbox row this worker now holds (status `sending`, lease running)."""
+
+    id: int
+    user_id: int
+    kind: str
+    to_addr: str
+    to_name: str
+    subject: str
+    message_id: str
+    number: int
+    max_attempts: int
+    token_nonce: str | None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Where an attempt left the row: new status and, for `retrying`, the delay."""
+
+    status: str
+    delay: float | None = None
+    applied: bool = True
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def claim(db: Database, outbox_id: int, lease_seconds: float) -> ClaimedRow | None:
+    """Take a queued or due retrying row: → `sending` with a lease. None if not claimable."""
+    now = now_ts()
+    with db.write() as s:
+        result = s.execute(
+            update(Outbox)
+            .where(
+                col(Outbox.id) == outbox_id,
+                col(Outbox.status).in_((QUEUED, RETRYING)),
+                or_(
+                    col(Outbox.next_attempt_at).is_(None),
+                    col(Outbox.next_attempt_at) <= now + CLAIM_SLACK_SECONDS,
+                ),
+            )
+            .values(
+                status=SENDING,
+                attempts=col(Outbox.attempts) + 1,
+                lease_until=now + lease_seconds,
+                updated_at=now,
+            )
+        )
+        if _rowcount(result) != 1:
+            return None
+        row = s.get(Outbox, outbox_id)
+        assert row is not None and row.id is not None
+        return ClaimedRow(
+            id=row.id,
+            user_id=row.user_id,
+            kind=row.kind,
+            to_addr=row.to_addr,
+            to_name=row.to_name,
+            subject=row.subject,
+            message_id=row.message_id,
+            number=row.attempts,
+            max_attempts=row.max_attempts,
+            token_nonce=row.token_nonce,
+        )
+
+
+def finish_attempt(
+    db: Database,
+    row: ClaimedRow,
+    started_at: float,
+    duration_ms: float,
+    result: SendResult,
+    policy: RetryPolicy,
+) -> Finished:
+    """Record the attempt and move the row to sent, retrying or failed, in one transaction."""
+    now = now_ts()
+    delay: float | None = None
+    if result.outcome == "sent":
+        status, outcome = SENT, "sent"
+    elif result.outcome == "retry" and row.number < row.max_attempts:
+        status, outcome = RETRYING, "retry"
+        delay = retry_delay(policy, row.number)
+    else:
+        status, outcome = FAILED, "failed"
+    error = result.error
+    if status == FAILED and result.outcome == "retry":
+        error = f"gave up after {row.number} attempts; last: {result.error}"
+    with db.write() as s:
+        s.add(
+            DeliveryAttempt(
+                outbox_id=row.id,
+                number=row.number,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                code=result.code,
+                reply=result.reply[:MAX_REPLY_CHARS],
+                outcome=outcome,
+                error=error,
+            )
+        )
+        stmt = update(Outbox).where(col(Outbox.id) == row.id)
+        if status == SENT:
+            # A 250 is the truth even if the lease ran out meanwhile.
+            stmt = stmt.where(col(Outbox.status).in_((SENDING, QUEUED, RETRYING))).values(
+                status=SENT,
+                sent_at=now,
+                lease_until=None,
+                next_attempt_at=None,
+                last_code=result.code,
+                last_error=None,
+                updated_at=now,
+            )
+        else:
+            stmt = stmt.where(
+                col(Outbox.status) == SENDING, col(Outbox.attempts) == row.number
+            ).values(
+                status=status,
+                lease_until=None,
+                next_attempt_at=(now + delay) if delay is not None else None,
+                last_code=result.code,
+                last_error=error,
+                updated_at=now,
+            )
+        applied = _rowcount(s.execute(stmt)) == 1
+    return Finished(status=status, delay=delay, applied=applied)
+
+
+def requeue_failed(db: Database, ids: Iterable[int], policy: RetryPolicy) -> list[int]:
+    """Failed rows among ids → queued with a fresh budget of attempts; returns those moved."""
+    now = now_ts()
+    moved: list[int] = []
+    with db.write() as s:
+        for outbox_id in dict.fromkeys(ids):
+            result = s.execute(
+                update(Outbox)
+                .where(col(Outbox.id) == outbox_id, col(Outbox.status) == FAILED)
+                .values(
+                    status=QUEUED,
+                    next_attempt_at=None,
+                    lease_until=None,
+                    max_attempts=col(Outbox.attempts) + policy.max_attempts,
+                    updated_at=now,
+                )
+            )
+            if _rowcount(result) == 1:
+                moved.append(outbox_id)
+    return moved
+
+
+def failed_ids(db: Database) -> list[int]:
+    """Ids of every failed row, oldest first."""
+    with db.read() as s:
+        return [
+            int(i)
+            for i in s.exec(select(Outbox.id).where(col(Outbox.status) == FAILED).order_by(
+                col(Outbox.id)
+            ))
+            if i is not None
+        ]
+
+
+def release_expired_leases(db: Database) -> list[int]:
+    """`sending` rows whose lease ran out (their worker died) → retrying now, or failed.
+
+    The lost attempt is recorded. Returns the ids that should be delivered again.
+    """
+    now = now_ts()
+    again: list[int] = []
+    with db.write() as s:
+        rows = s.exec(
+            select(Outbox).where(
+                col(Outbox.status) == SENDING, col(Outbox.lease_until) < now
+            )
+        ).all()
+        for row in rows:
+            assert row.id is not None
+            exhausted = row.attempts >= row.max_attempts
+            error = "lease expired: the worker sending it stopped before recording a result"
+            if exhausted:
+                error = f"gave up after {row.attempts} attempts; last: {error}"
+            result = s.execute(
+                update(Outbox)
+                .where(
+                    col(Outbox.id) == row.id,
+                    col(Outbox.status) == SENDING,
+                    col(Outbox.lease_until) < now,
+                )
+                .values(
+                    status=FAILED if exhausted else RETRYING,
+                    lease_until=None,
+                    next_attempt_at=None if exhausted else now,
+                    last_code=None,
+                    last_error=error,
+                    updated_at=now,
+                )
+            )
+            if _rowcount(result) != 1:
+                continue
+            s.add(
+                DeliveryAttempt(
+                    outbox_id=row.id,
+                    number=row.attempts,
+                    started_at=row.updated_at,
+                    duration_ms=max(0.0, (now - row.updated_at) * 1000.0),
+                    code=None,
+                    reply="",
+                    outcome="failed" if exhausted else "retry",
+                    error=error,
+                )
+            )
+            if not exhausted:
+                again.append(row.id)
+    return again
+
+
+def stranded_ids(db: Database, grace_seconds: float) -> list[int]:
+    """Rows that should have a task by now: queued, or retrying past their time, for > grace."""
+    now = now_ts()
+    cutoff = now - grace_seconds
+    with db.read() as s:
+        ids = s.exec(
+            select(Outbox.id).where(
+                or_(
+                    and_(col(Outbox.status) == QUEUED, col(Outbox.updated_at) < cutoff),
+                    and_(
+                        col(Outbox.status) == RETRYING,
+                        col(Outbox.next_attempt_at) < cutoff,
+                        col(Outbox.updated_at) < cutoff,
+                    ),
+                )
+            )
+        ).all()
+    return [int(i) for i in ids if i is not None]
+
+
+def touch(db: Database, ids: list[int]) -> None:
+    """Stamp updated_at on rows just re-enqueued, so the sweeper leaves them alone a while."""
+    if not ids:
+        return
+    now = now_ts()
+    with db.write() as s:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            s.execute(
+                update(Outbox)
+                .where(col(Outbox.id).in_(chunk), col(Outbox.status).in_((QUEUED, RETRYING)))
+                .values(updated_at=now)
+            )

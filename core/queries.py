@@ -1,0 +1,336 @@
+"""Read models for the GUI and the CLI: frozen dataclasses, never live database rows.
+
+Every datetime here is timezone-aware UTC. Functions take a Database and open
+their own short session, so they are safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from core.db import Database, to_datetime
+from core.models import OUTBOX_STATUSES, DeliveryAttempt, Outbox, User, WorkerBeat
+from core.settings import DeliveryMode
+
+UserStatus = Literal["pending", "active"]
+OutboxStatus = Literal["queued", "sending", "retrying", "sent", "failed"]
+AttemptOutcome = Literal["sent", "retry", "failed"]
+ActivationOutcome = Literal["activated", "already_active", "expired", "invalid"]
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """The answer to a sign-up.
+
+    For an address that is already registered the answer has the same shape and
+    status ("pending": check your inbox), `user_id` is None (the engine will not
+    say who owns the address), and `outbox_id` is the "someone tried to sign up
+    with your address" email queued to the owner. `hash_ms` is the part of
+    `elapsed_ms` spent hashing the password (hashed in both cases, so timing
+    does not tell them apart either).
+    """
+
+    user_id: int | None
+    email: str
+    status: UserStatus
+    outbox_id: int
+    elapsed_ms: float
+    delivery: DeliveryMode
+    hash_ms: float = 0.0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ActivationResult:
+    """What happened to an activation attempt; `message` is a sentence for a person."""
+
+    outcome: ActivationOutcome
+    user_id: int | None
+    email: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class ResendResult:
+    """A resend request: the new activation email's outbox id (None when nothing was queued)."""
+
+    outbox_id: int | None
+    email: str
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A registered person."""
+
+    id: int
+    email: str
+    display_name: str
+    status: UserStatus
+    created_at: datetime
+    activated_at: datetime | None
+    signup_ms: float | None
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    """One outbound email and where its delivery stands."""
+
+    id: int
+    user_id: int
+    kind: str
+    to: str
+    subject: str
+    status: OutboxStatus
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    last_code: int | None
+    last_error: str | None
+    message_id: str
+    created_at: datetime
+    sent_at: datetime | None
+    updated_at: datetime | None = None
+    lease_until: datetime | None = None
+    token_expires_at: datetime | None = None
+    token_used_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One SMTP conversation for one outbound email."""
+
+    id: int
+    outbox_id: int
+    number: int
+    started_at: datetime
+    duration_ms: float
+    code: int | None
+    reply: str
+    outcome: AttemptOutcome
+    error: str | None
+
+
+@dataclass(frozen=True)
+class SignupPath:
+    """Everything about one sign-up: the user, each outbound email, every attempt, activation."""
+
+    user: UserView
+    outbox: list[OutboxView]
+    attempts: dict[int, list[AttemptView]]
+    activated_at: datetime | None
+    created_at: datetime
+    signup_ms: float | None
+    activated_via_outbox_id: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Queue depth, outbox counts by status, and live workers."""
+
+    pending_tasks: int
+    by_status: dict[str, int]
+    workers_alive: int
+    scheduled_tasks: int = 0
+    worker_threads: int = 0
+    by_status_total: int = field(default=0)
+
+
+def user_view(row: User) -> UserView:
+    """The read model of a user row."""
+    assert row.id is not None
+    created = to_datetime(row.created_at)
+    assert created is not None
+    return UserView(
+        id=row.id,
+        email=row.email,
+        display_name=row.display_name,
+        status="active" if row.status == "active" else "pending",
+        created_at=created,
+        activated_at=to_datetime(row.activated_at),
+        signup_ms=row.signup_ms,
+    )
+
+
+def outbox_view(row: Outbox, token_ttl_seconds: float) -> OutboxView:
+    """The read model of an outbox row."""
+    assert row.id is not None
+    created = to_datetime(row.created_at)
+    assert created is not None
+    expires = None
+    if row.token_hash is not None:
+        expires = to_datetime((row.sent_at or row.created_at) + token_ttl_seconds)
+    status = row.status if row.status in OUTBOX_STATUSES else "failed"
+    return OutboxView(
+        id=row.id,
+        user_id=row.user_id,
+        kind=row.kind,
+        to=row.to_addr,
+        subject=row.subject,
+        status=status,  # type: ignore[arg-type]
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        next_attempt_at=to_datetime(row.next_attempt_at),
+        last_code=row.last_code,
+        last_error=row.last_error,
+        message_id=row.message_id,
+        created_at=created,
+        sent_at=to_datetime(row.sent_at),
+        updated_at=to_datetime(row.updated_at),
+        lease_until=to_datetime(row.lease_until),
+        token_expires_at=expires,
+        token_used_at=to_datetime(row.token_used_at),
+    )
+
+
+def attempt_view(row: DeliveryAttempt) -> AttemptView:
+    """The read model of a delivery attempt row."""
+    assert row.id is not None
+    started = to_datetime(row.started_at)
+    assert started is not None
+    outcome = row.outcome if row.outcome in ("sent", "retry", "failed") else "failed"
+    return AttemptView(
+        id=row.id,
+        outbox_id=row.outbox_id,
+        number=row.number,
+        started_at=started,
+        duration_ms=row.duration_ms,
+        code=row.code,
+        reply=row.reply,
+        outcome=outcome,  # type: ignore[arg-type]
+        error=row.error,
+    )
+
+
+def list_users(db: Database, limit: int | None = None, offset: int = 0) -> list[UserView]:
+    """Users, newest first."""
+    with db.read() as s:
+        stmt = select(User).order_by(col(User.id).desc()).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [user_view(r) for r in s.exec(stmt)]
+
+
+def count_users(db: Database) -> int:
+    """How many users there are."""
+    with db.read() as s:
+        return int(s.exec(select(func.count()).select_from(User)).one())
+
+
+def get_user(db: Database, user_id: int) -> UserView | None:
+    """One user by id."""
+    with db.read() as s:
+        row = s.get(User, user_id)
+        return user_view(row) if row is not None else None
+
+
+def find_user_by_key(db: Database, key: str) -> UserView | None:
+    """One user by uniqueness key (see identity.email_key)."""
+    with db.read() as s:
+        row = s.exec(select(User).where(col(User.email_key) == key)).first()
+        return user_view(row) if row is not None else None
+
+
+def list_outbox(
+    db: Database,
+    token_ttl_seconds: float,
+    status: str | None = None,
+    user_id: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[OutboxView]:
+    """Outbound emails, newest first, optionally by status and/or user."""
+    with db.read() as s:
+        stmt = select(Outbox)
+        if status is not None:
+            stmt = stmt.where(col(Outbox.status) == status)
+        if user_id is not None:
+            stmt = stmt.where(col(Outbox.user_id) == user_id)
+        stmt = stmt.order_by(col(Outbox.id).desc()).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return [outbox_view(r, token_ttl_seconds) for r in s.exec(stmt)]
+
+
+def get_outbox(db: Database, outbox_id: int, token_ttl_seconds: float) -> OutboxView | None:
+    """One outbound email by id."""
+    with db.read() as s:
+        row = s.get(Outbox, outbox_id)
+        return outbox_view(row, token_ttl_seconds) if row is not None else None
+
+
+def list_attempts(db: Database, outbox_id: int) -> list[AttemptView]:
+    """Every delivery attempt of one outbound email, in order."""
+    with db.read() as s:
+        stmt = (
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.outbox_id) == outbox_id)
+            .order_by(col(DeliveryAttempt.id))
+        )
+        return [attempt_view(r) for r in s.exec(stmt)]
+
+
+def list_attempts_since(db: Database, after_id: int, limit: int = 500) -> list[AttemptView]:
+    """Attempts with id > after_id, oldest first (an event feed that works across processes)."""
+    with db.read() as s:
+        stmt = (
+            select(DeliveryAttempt)
+            .where(col(DeliveryAttempt.id) > after_id)
+            .order_by(col(DeliveryAttempt.id))
+            .limit(limit)
+        )
+        return [attempt_view(r) for r in s.exec(stmt)]
+
+
+def get_signup_path(db: Database, user_id: int, token_ttl_seconds: float) -> SignupPath | None:
+    """The whole story of one sign-up."""
+    with db.read() as s:
+        user = s.get(User, user_id)
+        if user is None:
+            return None
+        rows = s.exec(
+            select(Outbox).where(col(Outbox.user_id) == user_id).order_by(col(Outbox.id))
+        ).all()
+        ids = [r.id for r in rows if r.id is not None]
+        attempts: dict[int, list[AttemptView]] = {i: [] for i in ids}
+        if ids:
+            for a in s.exec(
+                select(DeliveryAttempt)
+                .where(col(DeliveryAttempt.outbox_id).in_(ids))
+                .order_by(col(DeliveryAttempt.id))
+            ):
+                attempts[a.outbox_id].append(attempt_view(a))
+        via = next((r.id for r in rows if r.token_used_at is not None), None)
+        uv = user_view(user)
+        return SignupPath(
+            user=uv,
+            outbox=[outbox_view(r, token_ttl_seconds) for r in rows],
+            attempts=attempts,
+            activated_at=uv.activated_at,
+            created_at=uv.created_at,
+            signup_ms=uv.signup_ms,
+            activated_via_outbox_id=via,
+        )
+
+
+def outbox_counts(db: Database) -> dict[str, int]:
+    """Outbox rows per status (every status present, zero if none)."""
+    counts = dict.fromkeys(OUTBOX_STATUSES, 0)
+    with db.read() as s:
+        for status, n in s.exec(
+            select(Outbox.status, func.count()).group_by(col(Outbox.status))
+        ):
+            counts[status] = int(n)
+    return counts
+
+
+def live_workers(db: Database, now: float, stale_after: float) -> tuple[int, int]:
+    """(workers, threads) whose heartbeat is fresher than stale_after seconds."""
+    with db.read() as s:
+        rows = s.exec(select(WorkerBeat).where(col(WorkerBeat.beat_at) >= now - stale_after)).all()
+        return len(rows), sum(r.threads for r in rows)

@@ -1,0 +1,75 @@
+"""The Huey instance and its one task, `deliver(outbox_id)`.
+
+Each Engine builds its own Huey on ``settings.queue_db_path`` (SqliteHuey, its own
+file) and registers the task under a fixed name, so a task enqueued by one process
+(the CLI, the GUI) is run by another (``mailroom worker``). Tasks carry only the
+outbox id; the task body opens its own sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from huey import SqliteHuey
+
+from core.settings import Settings
+
+QUEUE_NAME = "mailroom"
+DELIVER_TASK_NAME = "deliver"
+
+
+class DeliveryQueue:
+    """The Huey queue of delivery tasks for one data directory."""
+
+    def __init__(self, settings: Settings, deliver: Callable[[int], None]) -> None:
+        settings.queue_db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.huey = SqliteHuey(
+            name=QUEUE_NAME,
+            filename=str(settings.queue_db_path),
+            results=False,
+            store_none=False,
+            utc=True,
+            timeout=5,
+        )
+
+        def deliver_task(outbox_id: int) -> None:
+            deliver(outbox_id)
+
+        deliver_task.__module__ = __name__
+        deliver_task.__qualname__ = DELIVER_TASK_NAME
+        self._task: Any = self.huey.task(name=DELIVER_TASK_NAME)(deliver_task)
+
+    def enqueue(self, outbox_id: int) -> None:
+        """Queue delivery of one outbox row now."""
+        self._task(outbox_id)
+
+    def schedule(self, outbox_id: int, delay: float) -> None:
+        """Queue delivery of one outbox row after `delay` seconds."""
+        self._task.schedule(args=(outbox_id,), delay=max(0.0, delay))
+
+    def pending_count(self) -> int:
+        """Tasks waiting in the queue (not counting scheduled ones)."""
+        return int(self.huey.pending_count())
+
+    def scheduled_count(self) -> int:
+        """Tasks waiting for their time (retries with a delay)."""
+        return int(self.huey.scheduled_count())
+
+    def outbox_ids_waiting(self) -> set[int]:
+        """Outbox ids that have a task waiting, queued or scheduled."""
+        ids: set[int] = set()
+        for task in list(self.huey.pending()) + list(self.huey.scheduled()):
+            args = getattr(task, "args", None) or ()
+            if args and isinstance(args[0], int):
+                ids.add(args[0])
+        return ids
+
+    def flush(self) -> None:
+        """Drop every waiting task (tests; the sweeper brings rows back)."""
+        self.huey.storage.flush_queue()
+        self.huey.storage.flush_schedule()
+
+    def close(self) -> None:
+        """Close the queue's database connection."""
+        self.huey.storage.close()

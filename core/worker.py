@@ -1,0 +1,179 @@
+"""Running the queue: an embedded Huey consumer (threads), its heartbeat and the sweeper.
+
+`Worker` runs inside another program (the GUI, `mailroom serve`): Huey's consumer
+normally installs SIGINT/SIGTERM/SIGHUP handlers, which would take over the host
+program's; `EmbeddedConsumer` turns that off. Idle workers poll the queue every
+0.05–0.25 s instead of Huey's default back-off of up to 10 s.
+
+`run_blocking` is the standalone `mailroom worker`: it owns the process, so it
+handles SIGINT/SIGTERM itself and stops cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from huey import Huey
+from huey.consumer import Consumer
+from sqlalchemy import delete
+from sqlmodel import col
+
+from core.db import Database, now_ts
+from core.models import WorkerBeat
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer that leaves the host program's signal handlers alone."""
+
+    def _set_signal_handlers(self) -> None:
+        """Deliberately nothing: the host program owns its signals."""
+
+
+class Worker:
+    """An embedded queue consumer plus its heartbeat and periodic sweeper. Stop it with stop()."""
+
+    def __init__(
+        self,
+        huey: Huey,
+        db: Database,
+        settings: Settings,
+        sweep: Callable[[], int],
+        workers: int = 2,
+        on_stop: Callable[[Worker], None] | None = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex
+        self.workers = max(1, workers)
+        self._db = db
+        self._settings = settings
+        self._sweep = sweep
+        self._on_stop = on_stop
+        self._stop = threading.Event()
+        self._stopped = False
+        self._lock = threading.Lock()
+        self.consumer = EmbeddedConsumer(
+            huey,
+            workers=self.workers,
+            worker_type="thread",
+            periodic=False,
+            initial_delay=settings.worker_poll_seconds,
+            backoff=1.5,
+            max_delay=settings.worker_max_poll_seconds,
+            scheduler_interval=1,
+            check_worker_health=False,
+            shutdown_timeout=settings.smtp_timeout + 5.0,
+        )
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="mailroom-sweeper", daemon=True
+        )
+
+    def start(self) -> Worker:
+        """Start the consumer threads, the heartbeat and the sweeper (which runs once at once)."""
+        self._beat(first=True)
+        self.consumer.start()
+        self._maintenance.start()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        """True until stop() has been called."""
+        return not self._stop.is_set()
+
+    def stop(self) -> None:
+        """Stop taking tasks, let running ones finish, stop the sweeper, remove the heartbeat."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._stop.set()
+        self.consumer.stop(graceful=True)
+        if self._maintenance.is_alive():
+            self._maintenance.join(timeout=self._settings.smtp_timeout + 5.0)
+        try:
+            with self._db.write() as s:
+                s.execute(delete(WorkerBeat).where(col(WorkerBeat.id) == self.id))
+        except Exception:
+            log.exception("could not remove the worker heartbeat")
+        if self._on_stop is not None:
+            self._on_stop(self)
+
+    def _beat(self, first: bool = False) -> None:
+        now = now_ts()
+
+        def write() -> None:
+            with self._db.write() as s:
+                row = s.get(WorkerBeat, self.id)
+                if row is None:
+                    row = WorkerBeat(
+                        id=self.id,
+                        pid=os.getpid(),
+                        hostname=socket.gethostname(),
+                        threads=self.workers,
+                        started_at=now,
+                        beat_at=now,
+                    )
+                else:
+                    row.beat_at = now
+                s.add(row)
+                if first:
+                    # Forget workers that have been silent for a long time.
+                    s.execute(
+                        delete(WorkerBeat).where(
+                            col(WorkerBeat.beat_at) < now - 60 * self._settings.heartbeat_seconds
+                        )
+                    )
+
+        self._db.run_locked_retry(write, timeout=10.0)
+
+    def _maintain(self) -> None:
+        interval = max(0.05, min(self._settings.heartbeat_seconds,
+                                 self._settings.sweep_interval_seconds))
+        next_sweep = 0.0
+        next_beat = now_ts() + self._settings.heartbeat_seconds
+        while not self._stop.is_set():
+            now = now_ts()
+            try:
+                if now >= next_sweep:
+                    n = self._sweep()
+                    if n:
+                        log.info("sweeper re-enqueued %d outbox rows", n)
+                    next_sweep = now + self._settings.sweep_interval_seconds
+                if now >= next_beat:
+                    self._beat()
+                    next_beat = now + self._settings.heartbeat_seconds
+            except Exception:
+                log.exception("worker maintenance failed; will try again")
+            self._stop.wait(interval)
+
+
+def run_blocking(start: Callable[[], Worker], stop_event: threading.Event | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM (or stop_event), then stop it cleanly."""
+    event = stop_event or threading.Event()
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        event.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[int(sig)] = signal.signal(sig, handler)
+    worker = start()
+    try:
+        while not event.wait(0.2):
+            pass
+    finally:
+        worker.stop()
+        for signum, old in previous.items():
+            signal.signal(signum, old)
