@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine as SAEngine
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -63,8 +63,30 @@ class Database:
         self._write_engine = self.engine.execution_options(mailroom_write=True)
 
     def create_schema(self) -> None:
-        """Create missing tables and indexes (idempotent)."""
+        """Create missing tables and indexes, and add columns newer than the file (idempotent)."""
         self.run_locked_retry(lambda: SQLModel.metadata.create_all(self.engine))
+        self.run_locked_retry(self._add_missing_columns)
+
+    def _add_missing_columns(self) -> None:
+        inspector = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                existing = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in existing:
+                        continue
+                    ddl_type = column.type.compile(dialect=self.engine.dialect)
+                    default = getattr(column.default, "arg", None)
+                    clause = ""
+                    if isinstance(default, bool):
+                        clause = f" NOT NULL DEFAULT {int(default)}"
+                    elif isinstance(default, int | float):
+                        clause = f" NOT NULL DEFAULT {default}"
+                    elif isinstance(default, str):
+                        clause = " NOT NULL DEFAULT '" + default.replace("'", "''") + "'"
+                    conn.exec_driver_sql(
+                        f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {ddl_type}{clause}'
+                    )
 
     @contextmanager
     def read(self) -> Iterator[Session]:

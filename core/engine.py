@@ -11,6 +11,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -94,7 +95,9 @@ class Engine:
         self.secret = load_or_create_secret(settings.data_dir)
         self.db = Database(settings.app_database_url)
         self.db.create_schema()
-        self.queue = DeliveryQueue(settings, self.deliver)
+        # Names this Engine in claims and heartbeats (see outbox.release_expired_leases).
+        self.instance_id = uuid.uuid4().hex
+        self.queue = DeliveryQueue(settings, self._deliver_from_queue)
         self.sender = SmtpSender(settings.smtp_host, settings.smtp_port, settings.smtp_timeout)
         self.hasher = make_hasher(settings)
         self._registration = Registration(
@@ -166,7 +169,10 @@ class Engine:
 
     def sweep(self) -> int:
         """Re-enqueue rows left behind: lost enqueues, overdue retries, expired leases."""
-        released = self.db.run_locked_retry(lambda: outbox.release_expired_leases(self.db))
+        stale_after = 3 * self.settings.heartbeat_seconds
+        released = self.db.run_locked_retry(
+            lambda: outbox.release_expired_leases(self.db, stale_after)
+        )
         stranded = outbox.stranded_ids(self.db, self.settings.sweep_grace_seconds)
         candidates = list(dict.fromkeys(released + stranded))
         if not candidates:
@@ -180,8 +186,17 @@ class Engine:
 
     def deliver(self, outbox_id: int) -> None:
         """Claim one outbox row, send it, record the attempt (the body of the Huey task)."""
+        self._deliver(outbox_id, claimed_by=None)
+
+    def _deliver_from_queue(self, outbox_id: int) -> None:
+        # Only a running worker beats a heartbeat, so only then may the claim name us.
+        with self._workers_lock:
+            running = bool(self._workers)
+        self._deliver(outbox_id, claimed_by=self.instance_id if running else None)
+
+    def _deliver(self, outbox_id: int, claimed_by: str | None) -> None:
         row = self.db.run_locked_retry(
-            lambda: outbox.claim(self.db, outbox_id, self.settings.lease_seconds)
+            lambda: outbox.claim(self.db, outbox_id, self.settings.lease_seconds, claimed_by)
         )
         if row is None:
             return
@@ -245,6 +260,7 @@ class Engine:
             self.sweep,
             workers=workers,
             on_stop=self._forget_worker,
+            engine_id=self.instance_id,
         )
         with self._workers_lock:
             self._workers.append(worker)

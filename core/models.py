@@ -79,6 +79,9 @@ class Outbox(SQLModel, table=True):
     token_nonce: str | None = None
     token_hash: str | None = None
     token_used_at: float | None = None
+    # The Engine instance (a worker process) holding the row while `sending`; with the
+    # heartbeat this lets the sweeper recover a killed worker's rows before the lease ends.
+    claimed_by: str | None = None
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -104,6 +107,7 @@ class WorkerBeat(SQLModel, table=True):
     __tablename__ = "workers"
 
     id: str = Field(primary_key=True)
+    engine_id: str = ""
     pid: int
     hostname: str
     threads: int

@@ -26,6 +26,7 @@ from core.models import (
     SENT,
     DeliveryAttempt,
     Outbox,
+    WorkerBeat,
 )
 from core.settings import RetryPolicy
 
@@ -70,8 +71,14 @@ def _rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def claim(db: Database, outbox_id: int, lease_seconds: float) -> ClaimedRow | None:
-    """Take a queued or due retrying row: → `sending` with a lease. None if not claimable."""
+def claim(
+    db: Database, outbox_id: int, lease_seconds: float, claimed_by: str | None = None
+) -> ClaimedRow | None:
+    """Take a queued or due retrying row: → `sending` with a lease. None if not claimable.
+
+    `claimed_by` names the worker's Engine, so that the sweeper can tell when the
+    holder has stopped beating; None (inline `sync` delivery) relies on the lease.
+    """
     now = now_ts()
     with db.write() as s:
         result = s.execute(
@@ -88,6 +95,7 @@ def claim(db: Database, outbox_id: int, lease_seconds: float) -> ClaimedRow | No
                 status=SENDING,
                 attempts=col(Outbox.attempts) + 1,
                 lease_until=now + lease_seconds,
+                claimed_by=claimed_by,
                 updated_at=now,
             )
         )
@@ -150,6 +158,7 @@ def finish_attempt(
                 status=SENT,
                 sent_at=now,
                 lease_until=None,
+                claimed_by=None,
                 next_attempt_at=None,
                 last_code=result.code,
                 last_error=None,
@@ -161,6 +170,7 @@ def finish_attempt(
             ).values(
                 status=status,
                 lease_until=None,
+                claimed_by=None,
                 next_attempt_at=(now + delay) if delay is not None else None,
                 last_code=result.code,
                 last_error=error,
@@ -204,35 +214,46 @@ def failed_ids(db: Database) -> list[int]:
         ]
 
 
-def release_expired_leases(db: Database) -> list[int]:
-    """`sending` rows whose lease ran out (their worker died) → retrying now, or failed.
+def _abandoned(now: float, stale_after: float) -> Any:
+    """`sending` rows whose lease ran out, or whose worker's heartbeat stopped."""
+    live = select(WorkerBeat.engine_id).where(col(WorkerBeat.beat_at) >= now - stale_after)
+    return and_(
+        col(Outbox.status) == SENDING,
+        or_(
+            col(Outbox.lease_until) < now,
+            and_(
+                col(Outbox.claimed_by).is_not(None),
+                col(Outbox.updated_at) < now - stale_after,
+                col(Outbox.claimed_by).not_in(live),
+            ),
+        ),
+    )
 
-    The lost attempt is recorded. Returns the ids that should be delivered again.
+
+def release_expired_leases(db: Database, stale_after: float) -> list[int]:
+    """`sending` rows abandoned by their worker → retrying now, or failed if out of attempts.
+
+    Abandoned means the lease ran out, or the claiming worker's heartbeat has been
+    silent for `stale_after` seconds (a killed process). The lost attempt is
+    recorded. Returns the ids that should be delivered again.
     """
     now = now_ts()
     again: list[int] = []
     with db.write() as s:
-        rows = s.exec(
-            select(Outbox).where(
-                col(Outbox.status) == SENDING, col(Outbox.lease_until) < now
-            )
-        ).all()
+        rows = s.exec(select(Outbox).where(_abandoned(now, stale_after))).all()
         for row in rows:
             assert row.id is not None
             exhausted = row.attempts >= row.max_attempts
-            error = "lease expired: the worker sending it stopped before recording a result"
+            error = "abandoned: the worker sending it stopped before recording a result"
             if exhausted:
                 error = f"gave up after {row.attempts} attempts; last: {error}"
             result = s.execute(
                 update(Outbox)
-                .where(
-                    col(Outbox.id) == row.id,
-                    col(Outbox.status) == SENDING,
-                    col(Outbox.lease_until) < now,
-                )
+                .where(col(Outbox.id) == row.id, _abandoned(now, stale_after))
                 .values(
                     status=FAILED if exhausted else RETRYING,
                     lease_until=None,
+                    claimed_by=None,
                     next_attempt_at=None if exhausted else now,
                     last_code=None,
                     last_error=error,

@@ -51,8 +51,10 @@ class Worker:
         sweep: Callable[[], int],
         workers: int = 2,
         on_stop: Callable[[Worker], None] | None = None,
+        engine_id: str = "",
     ) -> None:
         self.id = uuid.uuid4().hex
+        self.engine_id = engine_id
         self.workers = max(1, workers)
         self._db = db
         self._settings = settings
@@ -116,6 +118,7 @@ class Worker:
                 if row is None:
                     row = WorkerBeat(
                         id=self.id,
+                        engine_id=self.engine_id,
                         pid=os.getpid(),
                         hostname=socket.gethostname(),
                         threads=self.workers,

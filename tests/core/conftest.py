@@ -40,6 +40,8 @@ class RecordingHandler:
     """Stores accepted messages; answers with `rcpt_reply`/`data_reply` when they are set."""
 
     messages: list[Captured] = field(default_factory=list)
+    # Every DATA payload received, including those answered with data_reply.
+    seen: list[bytes] = field(default_factory=list)
     rcpt_reply: str | None = None
     data_reply: str | None = None
     connections: int = 0
@@ -64,10 +66,12 @@ class RecordingHandler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.data_reply:
-            return self.data_reply
         content = envelope.original_content or envelope.content or b""
         assert isinstance(content, bytes)
+        with self.lock:
+            self.seen.append(content)
+        if self.data_reply:
+            return self.data_reply
         with self.lock:
             self.messages.append(
                 Captured(str(envelope.mail_from), tuple(envelope.rcpt_tos), content)

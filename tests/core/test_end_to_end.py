@@ -12,7 +12,7 @@ from tests.core.conftest import PASSWORD, SmtpServer, wait_until
 def test_register_is_delivered_and_link_activates(
     engine: Engine, worker: Worker, smtp: SmtpServer
 ) -> None:
-    """The activation email reaches the SMTP server via the queue and its link activates the user."""
+    """The activation email reaches the server via the queue and its link activates the user."""
     result = engine.register("Ada@Example.com", PASSWORD, "Ada Lovelace")
     assert result.user_id is not None
     assert result.status == "pending"
