@@ -78,6 +78,17 @@ _REFUSED_CODECS = frozenset(
 
 FALLBACK_CHARSET = "cp1252"
 
+
+def _as_latin1(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: undecodable bytes become the latin-1 characters they are."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    return error.object[error.start : error.end].decode("latin-1"), error.end
+
+
+_C1_HANDLER = "mailroom-latin1"
+codecs.register_error(_C1_HANDLER, _as_latin1)
+
 _LABEL_JUNK = re.compile(r"[\s\"']+")
 
 
@@ -117,7 +128,7 @@ def decode_undeclared(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
-    return data.decode(FALLBACK_CHARSET, errors="replace"), "decoded as windows-1252"
+    return data.decode(FALLBACK_CHARSET, errors=_C1_HANDLER), "decoded as windows-1252"
 
 
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
@@ -145,8 +156,11 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         return decode_undeclared(data)[0], f"charset {codec} failed, decoded as utf-8"
     if codec == "utf-8":
         # Mislabelled windows-1252 is the commonest lie in mail.
-        text = data.decode(FALLBACK_CHARSET, errors="replace")
+        text = data.decode(FALLBACK_CHARSET, errors=_C1_HANDLER)
         return text, "invalid utf-8, decoded as windows-1252"
+    if codec == "cp1252":
+        # The five bytes windows-1252 leaves undefined are C1 controls in latin-1.
+        return data.decode(codec, errors=_C1_HANDLER), None
     try:
         text = data.decode(codec, errors="replace")
     except Exception:

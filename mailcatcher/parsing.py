@@ -47,6 +47,7 @@ import email.utils
 import mimetypes
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -444,6 +445,12 @@ def _split_headers(
                 headers.append((name, _bytes_to_str(line[colon + 1 :])))
                 pos = next_pos
                 continue
+        if headers and buf[next_pos : next_pos + 1] in (b" ", b"\t"):
+            name, value = headers[-1]  # junk followed by a folded line: keep the header going
+            headers[-1] = (name, f"{value}\r\n {_bytes_to_str(line)}")
+            notes.append(f"a malformed line was read as part of the {_raw_to_text(name)} header")
+            pos = next_pos
+            continue
         if headers:
             notes.append("a line in the header block is not a header; the body starts there")
         return headers, pos
@@ -771,6 +778,16 @@ def _filename(part: _Part, notes: list[str]) -> str | None:
     return name or None
 
 
+def _location_name(part: _Part) -> str | None:
+    """The last path segment of Content-Location, a name some clients give only there."""
+    value = part.header("content-location")
+    if value is None:
+        return None
+    location = re.sub(r"\s+", "", _raw_to_text(_unfold(value))).strip('"<>')
+    segment = urllib.parse.unquote(location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1])
+    return segment or None
+
+
 def _is_body(part: _Part, notes: list[str]) -> bool:
     if part.content_type not in ("text/plain", "text/html"):
         return False
@@ -817,6 +834,9 @@ def _walk(part: _Part, state: _Walk, parent: str | None) -> None:
         state.leaves.append((part, "attachment"))
 
 
+_OTHER_RENDERINGS = frozenset({"text/enriched", "text/richtext", "text/x-aol", "text/watch-html"})
+
+
 def _walk_alternative(children: list[_Part], state: _Walk) -> None:
     """The last (richest) alternative of each kind becomes the body; others are walked."""
     best_text: _Part | None = None
@@ -827,6 +847,8 @@ def _walk_alternative(children: list[_Part], state: _Walk) -> None:
             best_text = child
         elif child.content_type == "text/html" and _disposition(child) != "attachment":
             best_html = child
+        elif child.content_type in _OTHER_RENDERINGS:
+            continue  # one more rendering of the same text, not a file
         else:
             others.append(child)
     if best_text is not None and state.text is None:
@@ -845,11 +867,16 @@ def _walk_message(root: _Part, notes: list[str]) -> _Walk:
 
 def _attachment(index: int, part: _Part, disposition: str, notes: list[str]) -> Attachment:
     name = _filename(part, notes)
+    if not name:
+        name = _location_name(part)
     if not name and part.inner is not None:
         subject = _inner_subject(part.inner)
         name = f"{subject}.eml" if subject else "message.eml"
     if not name:
-        extension = mimetypes.guess_extension(part.content_type, strict=False) or ".bin"
+        extension = mimetypes.guess_extension(part.content_type, strict=False)
+        if extension is None:
+            textual = part.content_type.startswith(("text/", "message/"))
+            extension = ".txt" if textual else ".bin"
         name = f"part-{index + 1}{extension}"
     return Attachment(
         index=index,
@@ -1000,7 +1027,8 @@ def _date(value: str | None, notes: list[str]) -> datetime | None:
         return None
     text, _comment = _strip_comments(_raw_to_text(_unfold(value)))
     try:
-        parsed = email.utils.parsedate_to_datetime(" ".join(text.split()))
+        text = re.sub(r"\s*:\s*", ":", " ".join(text.split()))
+        parsed = email.utils.parsedate_to_datetime(text)
     except Exception:
         parsed = None
     if parsed is None:
