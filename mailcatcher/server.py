@@ -208,6 +208,8 @@ class CatchingHandler:
         raw = envelope.original_content
         assert isinstance(raw, bytes)
         mail_from = _clean_text(envelope.mail_from or "")
+        if mail_from == "<>":
+            mail_from = ""  # the null reverse-path of bounces
         if len(raw) > self.inline_parse_limit:
             loop = asyncio.get_running_loop()
             prepared = await loop.run_in_executor(
@@ -421,6 +423,14 @@ class _Controller(Controller):
             await asyncio.sleep(0.01)
 
 
+def _check_bindable(host: str, port: int) -> None:
+    """Raise OSError at once if host:port cannot be bound (aiosmtpd would wait seconds)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+
+
 class CatcherServer:
     """The catcher, running: an SMTP listener on host:port feeding a MessageStore.
 
@@ -466,6 +476,7 @@ class CatcherServer:
         """Bind and start serving in a background thread; returns once it answers."""
         if self._controller is not None:
             raise RuntimeError("the catcher is already running")
+        _check_bindable(self.host, self.port)
         self._writer = BatchWriter(self.store)
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="mailcatcher-parse"
@@ -485,6 +496,12 @@ class CatcherServer:
         try:
             controller.start()
         except BaseException:
+            # aiosmtpd leaves its loop open when binding fails (port taken, say).
+            thread = controller._thread
+            if thread is not None:
+                thread.join(timeout=5)
+            if not controller.loop.is_running() and not controller.loop.is_closed():
+                controller.loop.close()
             self._shutdown_workers()
             raise
         self._controller = controller
