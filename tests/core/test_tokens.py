@@ -145,7 +145,9 @@ def test_resend_gives_a_new_working_link(engine: Engine, smtp: SmtpServer) -> No
     assert engine.activate(match.group().decode()).user_id == user_id
 
 
-def test_resend_is_rate_limited_per_user(make_engine: Callable[..., Engine], smtp: SmtpServer) -> None:
+def test_resend_is_rate_limited_per_user(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
     """More than resend_limit resends within the window raise RateLimited; others are unaffected."""
     engine = make_engine(resend_limit=2, resend_window_seconds=3600)
     _deliver(engine, smtp, "busy@example.com")
