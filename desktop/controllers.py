@@ -1,0 +1,275 @@
+"""Controllers: the views emit what the user wants, these call core and mailcatcher.
+
+Every call runs on the TaskRunner's pool; results come back as signals in the GUI
+thread. The controllers keep no rows: the models are refreshed by the change
+watcher (and nudged at once after a command, so the window answers immediately).
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.models.message import MessageView
+from desktop.tasks import TaskRunner
+from mailcatcher.parsing import get_inline_parts, parse_message
+
+
+class Services(Protocol):
+    """What the window needs of `desktop.runtime.Runtime`."""
+
+    engine: Any
+    store: Any
+
+    @property
+    def smtp_address(self) -> tuple[str, int]: ...
+
+    @property
+    def http_address(self) -> tuple[str, int] | None: ...
+
+    @property
+    def catcher_running(self) -> bool: ...
+
+    @property
+    def worker_running(self) -> bool: ...
+
+
+def generate_password(length: int = 16) -> str:
+    """A random password of letters and digits."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def error_text(exc: object) -> str:
+    """One line for the user: the engine's errors already say 'field: message'."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The outcome of "sign up N test users"."""
+
+    requested: int
+    succeeded: int
+    failed: int
+    seconds: float
+    elapsed_ms: tuple[float, ...]
+    first_error: str = ""
+
+
+@dataclass(frozen=True)
+class PathView:
+    """A user's sign-up path, plus the captured messages matched by Message-ID."""
+
+    path: Any  # core SignupPath
+    captured: dict[int, tuple[Any, ...]]  # outbox id -> MessageSummary (oldest first)
+
+
+class Controller(QObject):
+    """Commands of the window; results as signals."""
+
+    registered = Signal(object)  # RegistrationResult
+    register_failed = Signal(str)
+    bulk_progress = Signal(int, int)  # done, total
+    bulk_finished = Signal(object)  # BulkResult
+    signup_timed = Signal(float, str)  # elapsed ms, delivery mode
+    activated = Signal(object)  # ActivationResult
+    retried = Signal(list)  # outbox ids now queued again
+    message_loaded = Signal(object)  # MessageView
+    path_loaded = Signal(object)  # PathView | None
+    changed_app = Signal()  # a command wrote to the app database
+    changed_mail = Signal()  # a command wrote to the mail store
+    info = Signal(str)
+    failed = Signal(str)
+
+    def __init__(self, services: Services, runner: TaskRunner, parent: QObject | None = None):
+        super().__init__(parent)
+        self.services = services
+        self.runner = runner
+        self._path_request = 0
+
+    @property
+    def engine(self) -> Any:
+        return self.services.engine
+
+    @property
+    def store(self) -> Any:
+        return self.services.store
+
+    def _fail(self, prefix: str) -> Any:
+        return lambda exc: self.failed.emit(f"{prefix}: {error_text(exc)}")
+
+    # Registrations ---------------------------------------------------------------------
+    def register(self, email: str, password: str, display_name: str, mode: str) -> None:
+        """Sign one person up with the given delivery mode ("queue" or "sync")."""
+        engine = self.engine
+
+        def job() -> Any:
+            return engine.register(email, password, display_name, delivery=mode)
+
+        def done(result: Any) -> None:
+            self.registered.emit(result)
+            self.signup_timed.emit(float(result.elapsed_ms), str(result.delivery or mode))
+            self.changed_app.emit()
+
+        self.runner.submit(job, done, lambda exc: self.register_failed.emit(error_text(exc)))
+
+    def register_many(self, count: int, mode: str, domain: str = "example.com") -> None:
+        """Sign up `count` generated test users, one after another, off the GUI thread."""
+        engine = self.engine
+        stamp = time.strftime("%H%M%S")
+        tag = secrets.token_hex(2)
+        password = generate_password()
+        progress, timed = self.bulk_progress, self.signup_timed
+
+        def job() -> BulkResult:
+            started = time.perf_counter()
+            times: list[float] = []
+            failures = 0
+            first_error = ""
+            for i in range(count):
+                email = f"test-{stamp}-{tag}-{i + 1}@{domain}"
+                try:
+                    result = engine.register(email, password, f"Test user {i + 1}", delivery=mode)
+                except Exception as exc:  # noqa: BLE001 - counted and reported
+                    failures += 1
+                    first_error = first_error or error_text(exc)
+                else:
+                    times.append(float(result.elapsed_ms))
+                    timed.emit(float(result.elapsed_ms), mode)
+                progress.emit(i + 1, count)
+            return BulkResult(count, len(times), failures, time.perf_counter() - started,
+                              tuple(times), first_error)
+
+        def done(result: BulkResult) -> None:
+            self.bulk_finished.emit(result)
+            self.changed_app.emit()
+
+        self.runner.submit(job, done, self._fail("Bulk sign-up failed"))
+
+    def activate(self, token_or_link: str) -> None:
+        """Activate with a token or a whole activation link."""
+        engine = self.engine
+
+        def done(result: Any) -> None:
+            self.activated.emit(result)
+            self.changed_app.emit()
+
+        self.runner.submit(lambda: engine.activate(token_or_link), done, self._fail("Activation"))
+
+    def load_path(self, user_id: int | None) -> None:
+        """Load one user's sign-up path with its captured messages (None: clear)."""
+        self._path_request += 1
+        request = self._path_request
+
+        def done(view: PathView | None) -> None:
+            if request == self._path_request:
+                self.path_loaded.emit(view)
+
+        self.runner.submit(self.path_job(user_id), done, self._fail("Sign-up path"))
+
+    def path_job(self, user_id: int | None) -> Callable[[], PathView | None]:
+        """The query behind load_path, to run on the pool."""
+        engine, store = self.engine, self.store
+
+        def job() -> PathView | None:
+            if user_id is None:
+                return None
+            path = engine.get_signup_path(user_id)
+            if path is None:
+                return None
+            captured: dict[int, tuple[Any, ...]] = {}
+            for item in path.outbox:
+                if item.message_id:
+                    captured[item.id] = tuple(store.find_by_message_id(item.message_id))
+            return PathView(path, captured)
+
+        return job
+
+    # Outbox ----------------------------------------------------------------------------
+    def retry(self, ids: list[int]) -> None:
+        """Queue these failed outbound emails again."""
+        engine = self.engine
+        self.runner.submit(lambda: engine.retry(ids), self._on_retried, self._fail("Retry"))
+
+    def retry_failed(self) -> None:
+        """Queue every failed outbound email again."""
+        engine = self.engine
+        self.runner.submit(engine.retry_failed, self._on_retried, self._fail("Retry"))
+
+    def _on_retried(self, ids: list[int]) -> None:
+        ids = list(ids)
+        self.retried.emit(ids)
+        self.info.emit(f"Queued again: {len(ids)} email(s)" if ids else "Nothing to retry")
+        self.changed_app.emit()
+
+    # Inbox -----------------------------------------------------------------------------
+    def load_message(self, message_id: int, mark_read: bool = True) -> None:
+        """Load, parse and (by default) mark read one captured message."""
+        store = self.store
+
+        def job() -> MessageView | None:
+            summary = store.get_message(message_id)
+            raw = store.get_raw(message_id)
+            if summary is None or raw is None:
+                return None
+            if mark_read and not summary.read:
+                store.mark_read([message_id], True)
+                summary = store.get_message(message_id) or summary
+            return MessageView(summary, raw, parse_message(raw), get_inline_parts(raw))
+
+        def done(view: MessageView | None) -> None:
+            if view is not None:
+                self.message_loaded.emit(view)
+
+        self.runner.submit(job, done, self._fail("Opening the message"))
+
+    def delete_messages(self, ids: list[int]) -> None:
+        """Delete these captured messages."""
+        store = self.store
+        self.runner.submit(lambda: store.delete_messages(ids), lambda _: self.changed_mail.emit(),
+                           self._fail("Delete"))
+
+    def clear_messages(self) -> None:
+        """Delete every captured message."""
+        store = self.store
+        self.runner.submit(store.clear_messages, lambda _: self.changed_mail.emit(),
+                           self._fail("Clear"))
+
+    def mark_read(self, ids: list[int], read: bool) -> None:
+        """Mark messages read or unread."""
+        store = self.store
+        self.runner.submit(lambda: store.mark_read(ids, read), lambda _: self.changed_mail.emit(),
+                           self._fail("Mark read"))
+
+    # Chaos -----------------------------------------------------------------------------
+    def add_chaos_rule(self, rule: Any) -> None:
+        """Store a new fault rule (it applies from the next SMTP connection)."""
+        store = self.store
+        self.runner.submit(lambda: store.add_chaos_rule(rule), lambda _: self.changed_mail.emit(),
+                           self._fail("Add rule"))
+
+    def remove_chaos_rule(self, rule_id: int) -> None:
+        """Remove one fault rule."""
+        store = self.store
+        self.runner.submit(lambda: store.remove_chaos_rule(rule_id),
+                           lambda _: self.changed_mail.emit(), self._fail("Remove rule"))
+
+    def clear_chaos_rules(self) -> None:
+        """Remove every fault rule."""
+        store = self.store
+        self.runner.submit(store.clear_chaos_rules, lambda _: self.changed_mail.emit(),
+                           self._fail("Clear rules"))
+
+    def set_chaos_enabled(self, enabled: bool) -> None:
+        """Turn all fault rules on or off at once."""
+        store = self.store
+        self.runner.submit(lambda: store.set_chaos_enabled(enabled),
+                           lambda _: self.changed_mail.emit(), self._fail("Chaos switch"))

@@ -1,0 +1,428 @@
+"""The main window: tabs for Registrations, Outbox, Inbox and Chaos, a live status bar.
+
+The window owns the models, a TaskRunner (the thread pool every query runs on),
+the Controller (commands) and the ChangeWatcher (what to refresh). A write by any
+process shows within about one poll interval; nothing here blocks on a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QMainWindow,
+    QMessageBox,
+    QStyle,
+    QSystemTrayIcon,
+    QTabWidget,
+    QWidget,
+)
+
+from desktop.controllers import Controller, PathView, Services, error_text
+from desktop.models.chaos import ChaosRulesModel, FaultsModel
+from desktop.models.inbox import InboxModel
+from desktop.models.outbox import AttemptsModel, OutboxModel
+from desktop.models.users import UsersModel
+from desktop.tasks import Refresher, TaskRunner
+from desktop.views.chaos import ChaosView
+from desktop.views.inbox import InboxView
+from desktop.views.outbox import OutboxView
+from desktop.views.registrations import RegistrationsView
+from desktop.views.widgets import plain_label
+from desktop.watcher import POLL_INTERVAL_MS, ChangeWatcher
+
+USERS_LIMIT = 2000
+OUTBOX_LIMIT = 2000
+FAULTS_LIMIT = 200
+STATS_INTERVAL_MS = 1000
+
+
+def _address(value: tuple[str, int] | None) -> str:
+    return f"{value[0]}:{value[1]}" if value else "off"
+
+
+class MainWindow(QMainWindow):
+    """Mailroom's console over one running set of services (a `desktop.runtime.Runtime`)."""
+
+    TAB_REGISTRATIONS, TAB_OUTBOX, TAB_INBOX, TAB_CHAOS = range(4)
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        settings_store: QSettings | None = None,
+        poll_interval_ms: int = POLL_INTERVAL_MS,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.settings_store = settings_store or QSettings("Mailroom", "Mailroom")
+        self.setWindowTitle("Mailroom")
+        self.runner = TaskRunner(self)
+        self.runner.error.connect(self.on_error)
+        self.controller = Controller(services, self.runner, self)
+
+        # Models
+        self.users_model = UsersModel(self)
+        self.outbox_model = OutboxModel(self)
+        self.attempts_model = AttemptsModel(self)
+        self.inbox_model = InboxModel(services.store, self.runner, self)
+        self.rules_model = ChaosRulesModel(self)
+        self.faults_model = FaultsModel(self)
+
+        # Views
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.registrations = RegistrationsView(self.users_model, self.tabs)
+        self.outbox = OutboxView(self.outbox_model, self.attempts_model, self.tabs)
+        self.inbox = InboxView(self.inbox_model, self.tabs)
+        self.chaos = ChaosView(self.rules_model, self.faults_model, self.tabs)
+        self.tabs.addTab(self.registrations, "Registrations")
+        self.tabs.addTab(self.outbox, "Outbox")
+        self.tabs.addTab(self.inbox, "Inbox")
+        self.tabs.addTab(self.chaos, "Chaos")
+        self.setCentralWidget(self.tabs)
+
+        # Status bar: addresses and counts, always visible.
+        self.address_label = plain_label("", self)
+        self.counts_label = plain_label("", self)
+        self.queue_label = plain_label("", self)
+        self.queue_label.setObjectName("status_queue")
+        self.statusBar().addPermanentWidget(self.address_label)
+        self.statusBar().addPermanentWidget(self.counts_label)
+        self.statusBar().addPermanentWidget(self.queue_label)
+        self._show_addresses()
+
+        # State
+        self._outbox_filter: str | None = None
+        self._user_count = 0
+        self._inbox_seen_total: int | None = None
+        self._known_user_ids: set[int] | None = None
+        self._own_signups: set[int] = set()
+        self.stats: Any = None
+
+        # Queries (one in flight per kind)
+        engine, store = services.engine, services.store
+        self._users = Refresher(
+            self.runner,
+            lambda: lambda: (engine.list_users(limit=USERS_LIMIT), engine.count_users()),
+            self._apply_users,
+        )
+        self._outbox = Refresher(self.runner, self._outbox_job, self._apply_outbox)
+        self._attempts = Refresher(self.runner, self._attempts_job, self._apply_attempts)
+        self._path = Refresher(self.runner, self._path_job, self._apply_path)
+        self._stats = Refresher(self.runner, lambda: engine.queue_stats, self._apply_stats)
+        self._chaos = Refresher(
+            self.runner,
+            lambda: lambda: (store.list_chaos_rules(), store.chaos_enabled(),
+                             store.list_faults(limit=FAULTS_LIMIT)),
+            self._apply_chaos,
+        )
+
+        self._wire()
+        self._make_menu_and_shortcuts()
+        self._restore_settings()
+
+        self.watcher = ChangeWatcher(engine.change_watcher(), store.change_watcher(), self,
+                                     interval_ms=poll_interval_ms)
+        self.watcher.app_changed.connect(self.refresh_app)
+        self.watcher.mail_changed.connect(self.refresh_mail)
+        self.watcher.error.connect(self.on_error)
+        self.stats_timer = QTimer(self)
+        self.stats_timer.setInterval(STATS_INTERVAL_MS)
+        self.stats_timer.timeout.connect(self._stats.request)
+        self.refresh_app()
+        self.refresh_mail()
+        self.watcher.start()
+        self.stats_timer.start()
+
+    # Wiring ----------------------------------------------------------------------------
+    def _wire(self) -> None:
+        c = self.controller
+        r, o, i, ch = self.registrations, self.outbox, self.inbox, self.chaos
+        r.register_requested.connect(c.register)
+        r.bulk_requested.connect(c.register_many)
+        r.user_selected.connect(lambda _: self._path.request())
+        r.path_view.open_message_requested.connect(self.open_message)
+        c.registered.connect(self._on_registered)
+        c.register_failed.connect(r.show_register_failed)
+        c.bulk_progress.connect(r.show_bulk_progress)
+        c.bulk_finished.connect(r.show_bulk_finished)
+        c.signup_timed.connect(lambda ms, mode: r.chart.add_signup(ms, mode))
+        c.activated.connect(lambda res: self.statusBar().showMessage(res.message, 8000))
+        o.retry_requested.connect(c.retry)
+        o.retry_failed_requested.connect(c.retry_failed)
+        o.outbox_selected.connect(lambda _: self._attempts.request())
+        o.status_filter_changed.connect(self._on_outbox_filter)
+        i.message_selected.connect(lambda mid: c.load_message(mid))
+        i.delete_requested.connect(c.delete_messages)
+        i.clear_requested.connect(self.on_clear_inbox)
+        i.mark_read_requested.connect(c.mark_read)
+        c.message_loaded.connect(i.show_message)
+        ch.add_rule_requested.connect(c.add_chaos_rule)
+        ch.remove_rule_requested.connect(c.remove_chaos_rule)
+        ch.clear_rules_requested.connect(c.clear_chaos_rules)
+        ch.enabled_toggled.connect(c.set_chaos_enabled)
+        c.changed_app.connect(self.refresh_app)
+        c.changed_mail.connect(self.refresh_mail)
+        c.info.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.failed.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.inbox_model.refreshed.connect(self._on_inbox_refreshed)
+
+    def _make_menu_and_shortcuts(self) -> None:
+        menu = self.menuBar().addMenu("&Mailroom")
+        self.notify_action = QAction("Notify on new mail", self)
+        self.notify_action.setCheckable(True)
+        self.notify_action.toggled.connect(self._on_notify_toggled)
+        menu.addAction(self.notify_action)
+        menu.addSeparator()
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.on_find)
+        QShortcut(QKeySequence("Ctrl+R"), self, activated=self.on_retry_shortcut)
+        QShortcut(QKeySequence.StandardKey.Delete, self.inbox.table, activated=self.inbox.on_delete)
+        for n in range(4):
+            QShortcut(QKeySequence(f"Alt+{n + 1}"), self,
+                      activated=lambda n=n: self.tabs.setCurrentIndex(n))
+        self.tray: QSystemTrayIcon | None = None
+
+    # Refresh ---------------------------------------------------------------------------
+    @Slot()
+    def refresh_app(self) -> None:
+        """Reload what lives in the app database (users, outbox, attempts, path, stats)."""
+        self._users.request()
+        self._outbox.request()
+        self._stats.request()
+        if self.outbox.selected_id is not None:
+            self._attempts.request()
+        if self.registrations.selected_user_id is not None:
+            self._path.request()
+
+    @Slot()
+    def refresh_mail(self) -> None:
+        """Reload what lives in the mail store (inbox, chaos rules and faults, path)."""
+        self.inbox_model.refresh()
+        self._chaos.request()
+        if self.registrations.selected_user_id is not None:
+            self._path.request()
+
+    @property
+    def busy(self) -> bool:
+        """True while any query is running or due (tests wait for this to settle)."""
+        refreshers = (self._users, self._outbox, self._attempts, self._path, self._stats,
+                      self._chaos)
+        return any(r.busy for r in refreshers) or self.inbox_model.busy or self.runner.pending > 0
+
+    def _outbox_job(self) -> Any:
+        engine, status = self.services.engine, self._outbox_filter
+        return lambda: engine.list_outbox(status=status, limit=OUTBOX_LIMIT)
+
+    def _attempts_job(self) -> Any:
+        engine, outbox_id = self.services.engine, self.outbox.selected_id
+        return lambda: (outbox_id, engine.list_attempts(outbox_id) if outbox_id else [])
+
+    def _path_job(self) -> Any:
+        user_id = self.registrations.selected_user_id
+        return self.controller.path_job(user_id)
+
+    def _apply_users(self, result: tuple[list[Any], int]) -> None:
+        users, count = result
+        self._user_count = count
+        self.users_model.set_rows(users)
+        self.registrations.restore_selection()
+        ids = {int(u.id) for u in users}
+        if self._known_user_ids is not None:
+            # Sign-ups made by other processes (CLI, scripts) also go on the chart.
+            for user in users:
+                uid = int(user.id)
+                if uid not in self._known_user_ids and uid not in self._own_signups:
+                    if user.signup_ms is not None:
+                        self.registrations.chart.add_signup(float(user.signup_ms), "other",
+                                                            at=user.created_at.timestamp())
+        self._known_user_ids = (self._known_user_ids or set()) | ids
+        self._update_counts()
+
+    def _apply_outbox(self, rows: list[Any]) -> None:
+        self.outbox_model.set_rows(rows)
+        self.outbox.rows_changed()
+
+    def _apply_attempts(self, result: tuple[int | None, list[Any]]) -> None:
+        outbox_id, attempts = result
+        if outbox_id != self.outbox.selected_id:
+            return
+        self.attempts_model.set_rows(attempts)
+        row = self.outbox_model.row_of(outbox_id)
+        email = self.outbox_model.row_at(row) if row is not None else None
+        if email is not None:
+            self.outbox.attempts_title.setText(
+                f"Delivery attempts of email #{email.id} to {email.to} ({email.status})")
+
+    def _apply_path(self, view: PathView | None) -> None:
+        if view is not None and int(view.path.user.id) != self.registrations.selected_user_id:
+            return
+        self.registrations.path_view.show_path(view)
+
+    def _apply_stats(self, stats: Any) -> None:
+        self.stats = stats
+        depth = int(stats.pending_tasks)
+        by = stats.by_status
+        waiting = by.get("queued", 0) + by.get("retrying", 0) + by.get("sending", 0)
+        self.registrations.chart.add_depth(waiting)
+        if self.services.worker_running:
+            worker = f"{stats.workers_alive} worker(s) alive"
+        elif stats.workers_alive:
+            worker = f"{stats.workers_alive} external worker(s) alive"
+        else:
+            worker = "no worker running"
+        text = (f"Queue: {depth} task(s) waiting, {stats.scheduled_tasks} scheduled · "
+                f"{waiting} email(s) to deliver · {worker}")
+        self.outbox.show_queue(text)
+        self.outbox.show_failed_count(int(by.get("failed", 0)))
+        self.queue_label.setText(f"queue {depth} · {worker}")
+        self._update_counts()
+
+    def _apply_chaos(self, result: tuple[list[Any], bool, list[Any]]) -> None:
+        rules, enabled, faults = result
+        self.rules_model.set_rows(rules)
+        self.faults_model.set_rows(faults)
+        self.chaos.set_enabled_state(enabled)
+        active = enabled and bool(rules)
+        self.tabs.setTabText(self.TAB_CHAOS, f"Chaos ({len(rules)} on)" if active else "Chaos")
+
+    def _on_inbox_refreshed(self) -> None:
+        total = self.inbox_model.total
+        if self.inbox_model.search is None:
+            previous = self._inbox_seen_total
+            self._inbox_seen_total = total
+            if previous is not None and total > previous:
+                self._notify(total - previous)
+            self.tabs.setTabText(self.TAB_INBOX, f"Inbox ({total})")
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        by = self.stats.by_status if self.stats is not None else {}
+        outbox = ", ".join(f"{by[s]} {s}" for s in ("queued", "sending", "retrying", "sent",
+                                                     "failed") if by.get(s))
+        inbox = self._inbox_seen_total if self._inbox_seen_total is not None else 0
+        self.counts_label.setText(
+            f"{self._user_count} users · outbox: {outbox or 'empty'} · {inbox} captured")
+
+    def _show_addresses(self) -> None:
+        s = self.services
+        smtp = _address(s.smtp_address)
+        catcher = "catcher" if s.catcher_running else "external SMTP"
+        self.address_label.setText(f"SMTP {smtp} ({catcher}) · HTTP {_address(s.http_address)}")
+
+    # Actions ---------------------------------------------------------------------------
+    def _on_registered(self, result: Any) -> None:
+        if result.user_id is not None:
+            self._own_signups.add(int(result.user_id))
+        self.registrations.show_registered(result)
+
+    def _on_outbox_filter(self, status: str | None) -> None:
+        self._outbox_filter = status
+        self._outbox.request()
+
+    @Slot(int)
+    def open_message(self, message_id: int) -> None:
+        """Switch to the Inbox and show one message (from the sign-up path)."""
+        if self.inbox_model.search:
+            self.inbox.search_edit.clear()
+            self.inbox.apply_search()
+        self.tabs.setCurrentIndex(self.TAB_INBOX)
+        self.inbox.open_message(message_id)
+
+    def on_find(self) -> None:
+        self.tabs.setCurrentIndex(self.TAB_INBOX)
+        self.inbox.focus_search()
+
+    def on_retry_shortcut(self) -> None:
+        if self.tabs.currentIndex() == self.TAB_OUTBOX:
+            self.outbox.on_retry()
+
+    def on_clear_inbox(self) -> None:
+        answer = QMessageBox.question(
+            self, "Clear the inbox", f"Delete all {self.inbox_model.total} captured messages?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.clear_messages()
+
+    @Slot(object)
+    def on_error(self, exc: object) -> None:
+        self.statusBar().showMessage(f"Error: {error_text(exc)}", 15000)
+
+    # Notifications ---------------------------------------------------------------------
+    def _on_notify_toggled(self, on: bool) -> None:
+        self.settings_store.setValue("notify_new_mail", on)
+        if on and self.tray is None and QSystemTrayIcon.isSystemTrayAvailable():
+            icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxInformation)
+            self.tray = QSystemTrayIcon(icon, self)
+            self.tray.setToolTip("Mailroom")
+            self.tray.show()
+        elif not on and self.tray is not None:
+            self.tray.hide()
+
+    def _notify(self, new: int) -> None:
+        if self.notify_action.isChecked() and self.tray is not None:
+            self.tray.showMessage("Mailroom", f"{new} new message(s) captured",
+                                  QSystemTrayIcon.MessageIcon.Information, 4000)
+
+    # Settings --------------------------------------------------------------------------
+    def _splitters(self) -> dict[str, Any]:
+        return {
+            "registrations": self.registrations.splitter,
+            "registrations_list": self.registrations.list_splitter,
+            "outbox": self.outbox.splitter,
+            "inbox": self.inbox.splitter,
+            "chaos": self.chaos.splitter,
+        }
+
+    def _restore_settings(self) -> None:
+        s = self.settings_store
+        geometry = s.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        for name, splitter in self._splitters().items():
+            state = s.value(f"splitter/{name}")
+            if isinstance(state, QByteArray):
+                splitter.restoreState(state)
+        tab = s.value("tab", 0)
+        try:
+            self.tabs.setCurrentIndex(int(tab))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            pass
+        self.notify_action.setChecked(str(s.value("notify_new_mail", "false")).lower() == "true")
+
+    def save_settings(self) -> None:
+        """Remember geometry, splitters and the current tab."""
+        s = self.settings_store
+        s.setValue("geometry", self.saveGeometry())
+        for name, splitter in self._splitters().items():
+            s.setValue(f"splitter/{name}", splitter.saveState())
+        s.setValue("tab", self.tabs.currentIndex())
+        s.sync()
+
+    # Shutdown --------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop polling and wait for running queries; safe to call twice."""
+        if getattr(self, "_shut_down", False):
+            return
+        self._shut_down = True
+        self.stats_timer.stop()
+        self.watcher.stop()
+        self.runner.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)
+        app = QApplication.instance()
+        if app is not None and self.tray is not None:
+            self.tray.hide()
+

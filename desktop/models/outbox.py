@@ -1,0 +1,91 @@
+"""The Outbox list (one row per outbound email) and the attempts of one email."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from desktop.models.base import ALIGN, FOREGROUND, TOOLTIP, RowsModel
+from desktop.models.colors import state_color
+from desktop.models.format import fmt_full_time, fmt_ms, fmt_time, one_line
+
+
+def reply_text(code: object, reply: object) -> str:
+    """'250 OK' from a code and a reply text, either of which may be missing."""
+    parts = [str(code) if code not in (None, "") else "", one_line(reply, 200)]
+    return " ".join(p for p in parts if p)
+
+
+class OutboxModel(RowsModel[Any]):
+    """Rows are core `OutboxView`s, newest first."""
+
+    (COL_ID, COL_KIND, COL_TO, COL_STATUS, COL_ATTEMPTS, COL_NEXT, COL_LAST, COL_CREATED,
+     COL_SENT) = range(9)
+    HEADERS = ("#", "Kind", "To", "State", "Attempts", "Next attempt", "Last reply", "Created",
+               "Sent")
+
+    def display(self, row: Any, column: int) -> str:
+        if column == self.COL_ID:
+            return str(row.id)
+        if column == self.COL_KIND:
+            return str(row.kind)
+        if column == self.COL_TO:
+            return one_line(row.to)
+        if column == self.COL_STATUS:
+            return str(row.status)
+        if column == self.COL_ATTEMPTS:
+            return f"{row.attempts}/{row.max_attempts}"
+        if column == self.COL_NEXT:
+            return fmt_time(row.next_attempt_at) if row.status in ("queued", "retrying") else ""
+        if column == self.COL_LAST:
+            text = reply_text(row.last_code, row.last_error)
+            return text
+        if column == self.COL_CREATED:
+            return fmt_time(row.created_at)
+        if column == self.COL_SENT:
+            return fmt_time(row.sent_at)
+        return ""
+
+    def cell_data(self, row: Any, column: int, role: int) -> Any:
+        if role == FOREGROUND and column == self.COL_STATUS:
+            return state_color(row.status)
+        if role == TOOLTIP:
+            if column == self.COL_LAST:
+                return one_line(row.last_error, 2000) or None
+            if column == self.COL_NEXT:
+                return fmt_full_time(row.next_attempt_at) or None
+            if column == self.COL_TO:
+                return one_line(row.subject, 500) or None
+        return None
+
+
+class AttemptsModel(RowsModel[Any]):
+    """Rows are core `AttemptView`s of one outbound email, first attempt first."""
+
+    COL_NUMBER, COL_STARTED, COL_DURATION, COL_CODE, COL_REPLY, COL_OUTCOME = range(6)
+    HEADERS = ("Attempt", "Started", "Took", "Code", "Reply", "Outcome")
+
+    def display(self, row: Any, column: int) -> str:
+        if column == self.COL_NUMBER:
+            return str(row.number)
+        if column == self.COL_STARTED:
+            return fmt_full_time(row.started_at)
+        if column == self.COL_DURATION:
+            return fmt_ms(row.duration_ms)
+        if column == self.COL_CODE:
+            return "" if row.code is None else str(row.code)
+        if column == self.COL_REPLY:
+            return one_line(row.reply or row.error, 300)
+        if column == self.COL_OUTCOME:
+            return str(row.outcome)
+        return ""
+
+    def cell_data(self, row: Any, column: int, role: int) -> Any:
+        if role == FOREGROUND and column == self.COL_OUTCOME:
+            return state_color(row.outcome)
+        if role == ALIGN and column in (self.COL_NUMBER, self.COL_DURATION, self.COL_CODE):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == TOOLTIP and column == self.COL_REPLY:
+            return one_line(row.error or row.reply, 2000) or None
+        return None

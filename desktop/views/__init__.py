@@ -1,0 +1,1 @@
+"""The window's panels: widgets that show models and emit what the user asked for."""

@@ -1,0 +1,180 @@
+"""The Inbox tab: search as you type, the captured messages, and the preview."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSplitter, QVBoxLayout, QWidget
+
+from desktop.models.inbox import InboxModel
+from desktop.models.message import MessageView
+from desktop.views.preview import MessagePreview
+from desktop.views.widgets import make_table, plain_label, set_column_widths
+
+SEARCH_DEBOUNCE_MS = 200
+
+
+class InboxView(QWidget):
+    """Emits intents (open, delete, clear, mark read); shows the model and a preview."""
+
+    message_selected = Signal(int)
+    delete_requested = Signal(list)
+    clear_requested = Signal()
+    mark_read_requested = Signal(list, bool)
+
+    def __init__(self, model: InboxModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        self.search_edit = QLineEdit(self)
+        self.search_edit.setObjectName("search_edit")
+        self.search_edit.setPlaceholderText("Search subject, addresses and body (Ctrl+F)")
+        self.search_edit.setClearButtonEnabled(True)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.apply_search)
+        self.search_edit.textChanged.connect(lambda _: self._debounce.start())
+        self.count_label = plain_label("", self)
+        self.count_label.setObjectName("inbox_count")
+        self.read_button = QPushButton("Mark unread", self)
+        self.read_button.setObjectName("read_button")
+        self.read_button.clicked.connect(self.on_toggle_read)
+        self.delete_button = QPushButton("Delete", self)
+        self.delete_button.setObjectName("delete_button")
+        self.delete_button.setToolTip("Delete the selected messages (Delete)")
+        self.delete_button.clicked.connect(self.on_delete)
+        self.clear_button = QPushButton("Clear all", self)
+        self.clear_button.setObjectName("clear_button")
+        self.clear_button.clicked.connect(self.clear_requested)
+
+        bar = QHBoxLayout()
+        bar.addWidget(self.search_edit, 1)
+        bar.addWidget(self.count_label)
+        bar.addWidget(self.read_button)
+        bar.addWidget(self.delete_button)
+        bar.addWidget(self.clear_button)
+
+        self.table = make_table(model, self, stretch_column=InboxModel.COL_SUBJECT,
+                                multi_select=True, object_name="inbox_table")
+        set_column_widths(self.table, {0: 9, 1: 22, 2: 22, 4: 8, 5: 4, 6: 10})
+        self.table.selectionModel().currentRowChanged.connect(self._on_current)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        self.model.modelReset.connect(self.restore_selection)
+        self.model.refreshed.connect(self._on_refreshed)
+        self.model.page_loaded.connect(lambda _: self.restore_selection())
+        self.preview = MessagePreview(self)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("inbox_splitter")
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(bar)
+        layout.addWidget(self.splitter, 1)
+        self._selected_id: int | None = None
+        self._update_buttons()
+
+    # Search ----------------------------------------------------------------------------
+    def focus_search(self) -> None:
+        """Put the cursor in the search box (Ctrl+F)."""
+        self.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_edit.selectAll()
+
+    def apply_search(self) -> None:
+        """Filter the list by the search box now (normally after a short pause in typing)."""
+        self._debounce.stop()
+        self.model.set_search(self.search_edit.text())
+
+    # Selection -------------------------------------------------------------------------
+    @property
+    def selected_id(self) -> int | None:
+        """The id of the message in the preview."""
+        return self._selected_id
+
+    def selected_ids(self) -> list[int]:
+        """Ids of the selected messages (whose pages are loaded)."""
+        ids = []
+        for index in self.table.selectionModel().selectedRows():
+            summary = self.model.message_at(index.row())
+            if summary is not None:
+                ids.append(int(summary.id))
+        return ids
+
+    def open_message(self, message_id: int) -> None:
+        """Show a message in the preview and select it if listed (from the sign-up path)."""
+        self._selected_id = message_id
+        row = self.model.row_of(message_id)
+        if row is not None:
+            self._select_row(row)
+        self.message_selected.emit(message_id)
+
+    def _select_row(self, row: int) -> None:
+        index = self.model.index(row, 0)
+        flags = (QItemSelectionModel.SelectionFlag.ClearAndSelect
+                 | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.selectionModel().setCurrentIndex(index, flags)
+        self.table.scrollTo(index)
+
+    def _on_current(self, current: object, _previous: object) -> None:
+        row = self.table.currentIndex().row()
+        summary = self.model.message_at(row) if row >= 0 else None
+        if summary is not None and int(summary.id) != self._selected_id:
+            self._selected_id = int(summary.id)
+            self.message_selected.emit(self._selected_id)
+        self._update_buttons()
+
+    def restore_selection(self) -> None:
+        """Keep the previewed message selected when the list is rebuilt."""
+        if self._selected_id is None or self.table.selectionModel().hasSelection():
+            return
+        row = self.model.row_of(self._selected_id)
+        if row is not None:
+            self.table.selectionModel().blockSignals(True)
+            try:
+                self._select_row(row)
+            finally:
+                self.table.selectionModel().blockSignals(False)
+            self.table.viewport().update()
+
+    def _on_refreshed(self) -> None:
+        total = self.model.total
+        what = "match" if self.model.search else "captured"
+        self.count_label.setText(f"{total} {what}")
+        self.restore_selection()
+        self._update_buttons()
+
+    # Intents ---------------------------------------------------------------------------
+    def on_delete(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            if self._selected_id in ids:
+                self._selected_id = None
+                self.preview.show_message(None)
+            self.delete_requested.emit(ids)
+
+    def on_toggle_read(self) -> None:
+        message = self.preview.message
+        if message is None:
+            return
+        ids = self.selected_ids() or [message.id]
+        self.mark_read_requested.emit(ids, not self._current_read())
+
+    def _current_read(self) -> bool:
+        row = self.table.currentIndex().row()
+        summary = self.model.message_at(row) if row >= 0 else None
+        return bool(summary.read) if summary is not None else True
+
+    def show_message(self, message: MessageView) -> None:
+        """Show a loaded message, if it is still the one asked for."""
+        if message.id != self._selected_id:
+            return
+        self.preview.show_message(message)
+        self.model.update_message(message.summary)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        has = self.table.selectionModel().hasSelection()
+        self.delete_button.setEnabled(has)
+        self.read_button.setEnabled(self.preview.message is not None)
+        self.read_button.setText("Mark unread" if self._current_read() else "Mark read")
+        self.clear_button.setEnabled(self.model.total > 0)

@@ -1,0 +1,154 @@
+"""The heart of the window: everything that happened to one sign-up, in one tree.
+
+Request (when, how long) → each outbound email → every delivery attempt (code,
+reply, duration) → the message the catcher captured (matched by Message-ID, one
+click to open it) → the activation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QFont
+from PySide6.QtWidgets import (
+    QHeaderView,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.models.colors import state_color
+from desktop.models.format import as_datetime, fmt_full_time, fmt_ms, one_line
+from desktop.models.outbox import reply_text
+from desktop.views.widgets import plain_label
+
+MESSAGE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _since(start: object, end: object) -> str:
+    a, b = as_datetime(start), as_datetime(end)
+    if a is None or b is None:
+        return ""
+    return fmt_ms((b - a).total_seconds() * 1000)
+
+
+class SignupPathView(QWidget):
+    """Shows a `PathView` (from the controller) as a tree; asks to open captured messages."""
+
+    open_message_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = plain_label("Select a user to see the path of their sign-up.", self)
+        font = QFont(self.title.font())
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setWordWrap(True)
+        self.tree = QTreeWidget(self)
+        self.tree.setObjectName("signup_path")
+        self.tree.setColumnCount(3)
+        self.tree.setHeaderLabels(["Step", "When", "Detail"])
+        self.tree.setRootIsDecorated(True)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setWordWrap(False)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.tree.itemDoubleClicked.connect(self._on_double_clicked)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.tree, 1)
+        self.user_id: int | None = None
+        self.open_buttons: list[QPushButton] = []
+
+    def show_path(self, view: Any | None) -> None:
+        """Render a PathView (None: nothing selected)."""
+        self.tree.clear()
+        self.open_buttons = []
+        if view is None:
+            self.user_id = None
+            self.title.setText("Select a user to see the path of their sign-up.")
+            return
+        path = view.path
+        user = path.user
+        self.user_id = int(user.id)
+        self.title.setText(f"Sign-up path of {one_line(user.email, 200)} (user #{user.id})")
+
+        request = self._item(None, "Sign-up request", fmt_full_time(user.created_at),
+                             f"answered in {fmt_ms(getattr(user, 'signup_ms', None))}"
+                             f" · status {user.status}")
+        request.setForeground(2, QBrush(state_color(user.status) or self.palette().text()))
+        attempts_by_outbox = getattr(path, "attempts", {}) or {}
+        for item in path.outbox:
+            email = self._item(
+                None,
+                f"Email #{item.id} ({item.kind})",
+                fmt_full_time(item.created_at),
+                f"{item.status} · to {one_line(item.to, 120)} · "
+                f"attempts {item.attempts}/{item.max_attempts}",
+            )
+            color = state_color(item.status)
+            if color is not None:
+                email.setForeground(2, QBrush(color))
+            for attempt in attempts_by_outbox.get(item.id, []):
+                node = self._item(
+                    email,
+                    f"Attempt {attempt.number}",
+                    fmt_full_time(attempt.started_at),
+                    f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
+                    f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
+                )
+                color = state_color(attempt.outcome)
+                if color is not None:
+                    node.setForeground(2, QBrush(color))
+            if item.status in ("queued", "retrying") and item.next_attempt_at:
+                self._item(email, "Next attempt", fmt_full_time(item.next_attempt_at), "")
+            if item.sent_at:
+                self._item(email, "Sent", fmt_full_time(item.sent_at),
+                           f"{_since(user.created_at, item.sent_at)} after the sign-up")
+            captured = view.captured.get(item.id, ())
+            for n, message in enumerate(captured):
+                label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
+                node = self._item(email, label, fmt_full_time(message.received_at),
+                                  f"message #{message.id} · {one_line(message.subject, 120)}")
+                node.setData(0, MESSAGE_ID_ROLE, int(message.id))
+                button = QPushButton(f"Open #{message.id} in Inbox", self.tree)
+                button.setObjectName(f"open_message_{message.id}")
+                button.clicked.connect(
+                    lambda _=False, mid=int(message.id): self.open_message_requested.emit(mid)
+                )
+                self.open_buttons.append(button)
+                holder = QTreeWidgetItem(email, ["", "", ""])
+                holder.setData(0, MESSAGE_ID_ROLE, int(message.id))
+                self.tree.setItemWidget(holder, 2, button)
+            if item.status == "sent" and not captured:
+                self._item(email, "Not in the catcher", "",
+                           "sent to another SMTP server, or deleted from the inbox")
+        activated_at = getattr(path, "activated_at", None) or user.activated_at
+        if activated_at:
+            node = self._item(None, "Activated", fmt_full_time(activated_at),
+                              f"{_since(user.created_at, activated_at)} after the sign-up")
+            node.setForeground(2, QBrush(state_color("active") or self.palette().text()))
+        else:
+            self._item(None, "Activation", "", "not yet activated")
+        self.tree.expandAll()
+
+    def _item(self, parent: QTreeWidgetItem | None, step: str, when: str,
+              detail: str) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([step, when, detail])
+        item.setToolTip(2, detail)
+        if parent is None:
+            self.tree.addTopLevelItem(item)
+        else:
+            parent.addChild(item)
+        return item
+
+    def _on_double_clicked(self, item: QTreeWidgetItem, column: int) -> None:
+        message_id = item.data(0, MESSAGE_ID_ROLE)
+        if message_id is not None:
+            self.open_message_requested.emit(int(message_id))
