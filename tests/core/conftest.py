@@ -135,7 +135,7 @@ FAST_RETRY = RetryPolicy(max_attempts=3, base_seconds=0.05, factor=2.0, cap_seco
                          jitter=0.1)
 
 
-def test_settings(data_dir: Path, smtp_port: int, **changes: Any) -> Settings:
+def engine_settings(data_dir: Path, smtp_port: int, **changes: Any) -> Settings:
     """Settings for tests: cheap argon2, short retries, short sweeper grace."""
     values: dict[str, Any] = dict(
         data_dir=data_dir,
@@ -154,7 +154,6 @@ def test_settings(data_dir: Path, smtp_port: int, **changes: Any) -> Settings:
     return Settings(**values)
 
 
-test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -163,7 +162,7 @@ def make_engine(data_dir: Path, smtp: SmtpServer) -> Iterator[Callable[..., Engi
     engines: list[Engine] = []
 
     def make(**changes: Any) -> Engine:
-        engine = Engine(test_settings(data_dir, smtp.port, **changes))
+        engine = Engine(engine_settings(data_dir, smtp.port, **changes))
         engines.append(engine)
         return engine
 
