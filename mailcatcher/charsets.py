@@ -114,7 +114,9 @@ def lookup_charset(label: str | None) -> str | None:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):
         return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    if info.name.replace("-", "_") in _REFUSED_CODECS:
         return None
     return info.name
 

@@ -663,10 +663,27 @@ def _parse(raw: bytes, notes: list[str]) -> _Part:
 
 def _split_params(value: str) -> list[tuple[str, str]]:
     """``type; a=1; b="x;y"`` as [("type", ""), ("a", "1"), ("b", '"x;y"')]."""
+    value = _unfold(value)
     items: list[str] = []
+    if '"' not in value:
+        items = value.split(";")
+    else:
+        _split_quoted(value, items)
+    pairs: list[tuple[str, str]] = []
+    for index, item in enumerate(items):
+        name, sep, val = item.partition("=")
+        if index == 0:
+            pairs.append((item.strip(), ""))
+        elif sep and name.strip():
+            pairs.append((re.sub(r"\s+", "", name).lower(), val.strip()))
+    return pairs
+
+
+def _split_quoted(value: str, items: list[str]) -> None:
+    """value split at semicolons outside quoted strings, appended to items."""
     current: list[str] = []
     quoted = escaped = False
-    for char in _unfold(value):
+    for char in value:
         if escaped:
             escaped = False
         elif char == "\\" and quoted:
@@ -679,14 +696,6 @@ def _split_params(value: str) -> list[tuple[str, str]]:
             continue
         current.append(char)
     items.append("".join(current))
-    pairs: list[tuple[str, str]] = []
-    for index, item in enumerate(items):
-        name, sep, val = item.partition("=")
-        if index == 0:
-            pairs.append((item.strip(), ""))
-        elif sep and name.strip():
-            pairs.append((re.sub(r"\s+", "", name).lower(), val.strip()))
-    return pairs
 
 
 def _params(part: _Part, header: str) -> list[Any]:

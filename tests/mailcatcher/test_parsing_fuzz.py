@@ -92,7 +92,7 @@ HEADER_VALUES = st.one_of(
             "quoted-printable",
             "x-uuencode",
             "attachment; filename*0*=utf-8''%E3%81; filename*1=x.txt",
-            "inline; filename=\"=?utf-8?b?4pyT?=.png\"",
+            'inline; filename="=?utf-8?b?4pyT?=.png"',
             "<a@b>",
             "\u202eevil\r\nBcc: x",
         ]
@@ -200,9 +200,9 @@ def test_make_visible_keeps_ordinary_text(text: str) -> None:
         assert make_visible(text) == text
 
 
-RESERVED = {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {
-    f"lpt{i}" for i in range(10)
-}
+RESERVED = (
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
 
 
 @FUZZ
