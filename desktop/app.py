@@ -61,6 +61,7 @@ def run_gui(settings: Settings, *, run_catcher: bool, run_worker: bool, workers:
               file=sys.stderr)
         return 2
     prepare_qt()
+    import shiboken6
     from PySide6.QtGui import QGuiApplication, QIcon
     from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -90,6 +91,7 @@ def run_gui(settings: Settings, *, run_catcher: bool, run_worker: bool, workers:
     finally:
         window.close()
         window.shutdown()
+        shiboken6.delete(window)  # before the app goes: pages must die before their profile
         runtime.close()
         del timer
     return int(code)

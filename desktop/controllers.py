@@ -79,7 +79,7 @@ class Controller(QObject):
     register_failed = Signal(str)
     bulk_progress = Signal(int, int)  # done, total
     bulk_finished = Signal(object)  # BulkResult
-    signup_timed = Signal(float, str)  # elapsed ms, delivery mode
+    signup_timed = Signal(float, str, int)  # elapsed ms, delivery mode, user id (0: none)
     activated = Signal(object)  # ActivationResult
     retried = Signal(list)  # outbox ids now queued again
     message_loaded = Signal(object)  # MessageView
@@ -116,7 +116,8 @@ class Controller(QObject):
 
         def done(result: Any) -> None:
             self.registered.emit(result)
-            self.signup_timed.emit(float(result.elapsed_ms), str(result.delivery or mode))
+            self.signup_timed.emit(float(result.elapsed_ms), str(result.delivery or mode),
+                                   int(result.user_id or 0))
             self.changed_app.emit()
 
         self.runner.submit(job, done, lambda exc: self.register_failed.emit(error_text(exc)))
@@ -143,7 +144,7 @@ class Controller(QObject):
                     first_error = first_error or error_text(exc)
                 else:
                     times.append(float(result.elapsed_ms))
-                    timed.emit(float(result.elapsed_ms), mode)
+                    timed.emit(float(result.elapsed_ms), mode, int(result.user_id or 0))
                 progress.emit(i + 1, count)
             return BulkResult(count, len(times), failures, time.perf_counter() - started,
                               tuple(times), first_error)

@@ -38,6 +38,7 @@ USERS_LIMIT = 2000
 OUTBOX_LIMIT = 2000
 FAULTS_LIMIT = 200
 STATS_INTERVAL_MS = 1000
+CLASSIFY_DELAY_MS = 1500
 
 
 def _address(value: tuple[str, int] | None) -> str:
@@ -102,6 +103,7 @@ class MainWindow(QMainWindow):
         self._inbox_seen_total: int | None = None
         self._known_user_ids: set[int] | None = None
         self._own_signups: set[int] = set()
+        self._unclassified: dict[int, Any] = {}
         self.stats: Any = None
 
         # Queries (one in flight per kind)
@@ -151,7 +153,7 @@ class MainWindow(QMainWindow):
         c.register_failed.connect(r.show_register_failed)
         c.bulk_progress.connect(r.show_bulk_progress)
         c.bulk_finished.connect(r.show_bulk_finished)
-        c.signup_timed.connect(lambda ms, mode: r.chart.add_signup(ms, mode))
+        c.signup_timed.connect(self._on_signup_timed)
         c.activated.connect(lambda res: self.statusBar().showMessage(res.message, 8000))
         o.retry_requested.connect(c.retry)
         o.retry_failed_requested.connect(c.retry_failed)
@@ -235,17 +237,27 @@ class MainWindow(QMainWindow):
         self._user_count = count
         self.users_model.set_rows(users)
         self.registrations.restore_selection()
-        ids = {int(u.id) for u in users}
-        if self._known_user_ids is not None:
-            # Sign-ups made by other processes (CLI, scripts) also go on the chart.
+        if self._known_user_ids is None:
+            self._known_user_ids = {int(u.id) for u in users}  # those before the window
+        else:
             for user in users:
                 uid = int(user.id)
-                if uid not in self._known_user_ids and uid not in self._own_signups:
-                    if user.signup_ms is not None:
-                        self.registrations.chart.add_signup(float(user.signup_ms), "other",
-                                                            at=user.created_at.timestamp())
-        self._known_user_ids = (self._known_user_ids or set()) | ids
+                if uid not in self._known_user_ids:
+                    self._known_user_ids.add(uid)
+                    self._unclassified[uid] = user
+            if self._unclassified:
+                # Our own sign-ups report their time through the controller, which may
+                # arrive a moment after the list: decide a little later which were not ours.
+                QTimer.singleShot(CLASSIFY_DELAY_MS, self._plot_other_signups)
         self._update_counts()
+
+    def _plot_other_signups(self) -> None:
+        """Put sign-ups made by other processes (CLI, scripts) on the chart too."""
+        pending, self._unclassified = self._unclassified, {}
+        for uid, user in pending.items():
+            if uid not in self._own_signups and user.signup_ms is not None:
+                at = user.created_at.timestamp()
+                self.registrations.chart.add_signup(float(user.signup_ms), "other", at=at)
 
     def _apply_outbox(self, rows: list[Any]) -> None:
         self.outbox_model.set_rows(rows)
@@ -323,6 +335,11 @@ class MainWindow(QMainWindow):
         if result.user_id is not None:
             self._own_signups.add(int(result.user_id))
         self.registrations.show_registered(result)
+
+    def _on_signup_timed(self, elapsed_ms: float, mode: str, user_id: int) -> None:
+        if user_id:
+            self._own_signups.add(user_id)
+        self.registrations.chart.add_signup(elapsed_ms, mode)
 
     def _on_outbox_filter(self, status: str | None) -> None:
         self._outbox_filter = status

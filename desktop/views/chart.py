@@ -15,7 +15,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-WINDOW_SECONDS = 300.0
+WINDOW_SECONDS = 180.0
 MODE_COLORS = {"queue": "#2e9d4a", "sync": "#d9443f", "other": "#3a7fd5"}
 MODE_LABELS = {"queue": "queued", "sync": "inline (sync)", "other": "other process"}
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QUrl, Signal, Slot
@@ -94,12 +95,14 @@ class MessageSchemeHandler(QWebEngineUrlSchemeHandler):
         self._message_id: int | None = None
         self._html = b""
         self._parts: dict[str, tuple[str, bytes]] = {}
+        self.served: list[str] = []  # URLs answered from memory, for tests and diagnosis
 
     def set_message(self, message_id: int, html: str, parts: dict[str, tuple[str, bytes]]) -> None:
         """Serve this message from now on."""
         self._message_id = message_id
         self._html = prepare_html(html).encode("utf-8", "surrogatepass")
         self._parts = {_normalise_cid(cid): value for cid, value in parts.items()}
+        self.served.clear()
 
     def page_url(self, message_id: int) -> QUrl:
         """The URL under which a message's HTML is served."""
@@ -110,12 +113,14 @@ class MessageSchemeHandler(QWebEngineUrlSchemeHandler):
         scheme = url.scheme()
         if scheme == PAGE_SCHEME and url.path() == f"message/{self._message_id}":
             self._reply(job, b"text/html;charset=utf-8", self._html)
+            self.served.append(url.toString())
         elif scheme == CID_SCHEME:
             part = self._parts.get(_normalise_cid(url.path()))
             if part is None:
                 job.fail(QWebEngineUrlRequestJob.Error.UrlNotFound)
             else:
                 self._reply(job, part[0].encode("ascii", "replace"), part[1])
+                self.served.append(url.toString())
         else:
             job.fail(QWebEngineUrlRequestJob.Error.UrlNotFound)
 
@@ -434,6 +439,11 @@ class MessagePreview(QWidget):
         Path(path).write_bytes(found[1])
         return True
 
+    @staticmethod
+    def attachment_file_name(attachment: Any) -> str:
+        """The name offered when saving an attachment: decoded, then made safe."""
+        return safe_filename(attachment.filename or f"attachment-{attachment.index}")
+
     @Slot()
     def on_save_eml(self) -> None:
         if self.message is None:
@@ -449,8 +459,8 @@ class MessagePreview(QWidget):
         attachment = self.attachments_model.row_at(rows[0].row()) if rows else None
         if attachment is None:
             return
-        name = safe_filename(attachment.filename or f"attachment-{attachment.index}")
-        path, _ = QFileDialog.getSaveFileName(self, "Save attachment", name)
+        path, _ = QFileDialog.getSaveFileName(self, "Save attachment",
+                                              self.attachment_file_name(attachment))
         if path:
             self.save_attachment_to(attachment.index, Path(path))
 

@@ -64,7 +64,6 @@ class RegistrationsView(QWidget):
         self.password_edit.returnPressed.connect(self.on_signup)
         self.result_label = plain_label("", form_box)
         self.result_label.setObjectName("result_label")
-        self.result_label.setWordWrap(True)
         self.bulk_spin = QSpinBox(form_box)
         self.bulk_spin.setRange(1, 10000)
         self.bulk_spin.setValue(50)
@@ -94,7 +93,7 @@ class RegistrationsView(QWidget):
         # Users list and path
         self.table = make_table(model, self, stretch_column=UsersModel.COL_EMAIL,
                                 object_name="users_table")
-        set_column_widths(self.table, {0: 4, 2: 14, 3: 8, 4: 9, 5: 10, 6: 9})
+        set_column_widths(self.table, {0: 3, 2: 12, 3: 7, 4: 8, 5: 9, 6: 8})
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.model.modelReset.connect(self.restore_selection)
         self.path_view = SignupPathView(self)
@@ -106,7 +105,7 @@ class RegistrationsView(QWidget):
         self.list_splitter.addWidget(self.path_view)
         self.list_splitter.setStretchFactor(0, 3)
         self.list_splitter.setStretchFactor(1, 4)
-        self.list_splitter.setSizes([640, 760])
+        self.list_splitter.setSizes([720, 680])
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("registrations_splitter")
         self.splitter.addWidget(self.list_splitter)
@@ -149,14 +148,18 @@ class RegistrationsView(QWidget):
         self.signup_button.setEnabled(True)
         mode = "sent inline" if result.delivery == "sync" else "queued"
         self.result_label.setStyleSheet("")
-        self.result_label.setText(
-            f"✓ {one_line(result.email, 200)}: user #{result.user_id} ({result.status}) "
-            f"in {fmt_ms(result.elapsed_ms)}; activation email #{result.outbox_id} {mode}."
-        )
+        who = f"user #{result.user_id}" if result.user_id is not None else "no new user"
+        text = (f"✓ {one_line(result.email, 200)}: {who} ({result.status}) in "
+                f"{fmt_ms(result.elapsed_ms)}; email #{result.outbox_id} {mode}.")
+        note = getattr(result, "message", "")
+        if note:
+            text += f" {one_line(note, 200)}"
+        self.result_label.setText(text)
         self.email_edit.clear()
         self.name_edit.clear()
         self.password_edit.clear()
-        self.select_user(int(result.user_id))
+        if result.user_id is not None:
+            self.select_user(int(result.user_id))
 
     def show_register_failed(self, message: str) -> None:
         """Show why a sign-up was refused (e.g. 'email: ...')."""
