@@ -521,10 +521,10 @@ def _guess_boundary(buf: bytes, start: int, end: int) -> bytes | None:
     return match.group(1) if match else None
 
 
-def _transfer_decode(data: bytes, encoding: str, notes: list[str]) -> bytes:
+def _transfer_decode(data: bytes | memoryview, encoding: str, notes: list[str]) -> bytes:
     """data with its Content-Transfer-Encoding undone; unknown encodings leave it as is."""
     if encoding in _IDENTITY_ENCODINGS:
-        return data
+        return bytes(data)
     if encoding == "base64":
         try:
             return binascii.a2b_base64(data)
@@ -535,13 +535,13 @@ def _transfer_decode(data: bytes, encoding: str, notes: list[str]) -> bytes:
             try:
                 return binascii.a2b_base64(cleaned + b"=" * (-len(cleaned) % 4))
             except (binascii.Error, ValueError):
-                return data
+                return bytes(data)
     if encoding == "quoted-printable":
         return binascii.a2b_qp(data)
     if encoding in ("x-uuencode", "uuencode", "x-uue", "uue"):
-        return _uudecode(data)
+        return _uudecode(bytes(data))
     notes.append(f"unknown transfer encoding {_raw_to_text(encoding)[:40]!r}, shown undecoded")
-    return data
+    return bytes(data)
 
 
 def _uudecode(data: bytes) -> bytes:
@@ -644,7 +644,7 @@ def _build_children(part: _Part, depth: int, budget: _Budget) -> None:
         notes.append(f"{part.content_type}: the closing boundary is missing")
     default = "message/rfc822" if part.content_type == "multipart/digest" else "text/plain"
     for span_start, span_end in spans:
-        if not buf[span_start:span_end].strip():
+        if span_end - span_start < 1024 and not buf[span_start:span_end].strip():
             continue  # an empty part (two delimiters in a row) is no part
         if budget.parts >= MAX_PARTS:
             if not budget.warned_parts:
@@ -755,12 +755,30 @@ def _content_id(part: _Part) -> str | None:
 
 def _payload(part: _Part, notes: list[str]) -> bytes:
     """The part's body with its transfer encoding undone (for a nested message: its bytes)."""
-    return _transfer_decode(part.buf[part.start : part.end], _encoding(part), notes)
+    with memoryview(part.buf) as view:
+        return _transfer_decode(view[part.start : part.end], _encoding(part), notes)
+
+
+def _payload_size(part: _Part) -> int:
+    """The decoded size of the part's body, without copying it when it is not encoded."""
+    if _encoding(part) in _IDENTITY_ENCODINGS:
+        return part.end - part.start
+    return len(_payload(part, []))
+
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.IGNORECASE
+)
 
 
 def _decode_text(part: _Part, notes: list[str]) -> str:
     data = _payload(part, notes)
-    text, note = decode_bytes(data, _param(part, "charset", "content-type", []))
+    charset = _param(part, "charset", "content-type", [])
+    if not charset and part.content_type == "text/html":
+        # As browsers do: an HTML part without a charset parameter may name one itself.
+        match = _META_CHARSET.search(data, 0, 4096)
+        charset = match.group(1).decode("ascii") if match else None
+    text, note = decode_bytes(data, charset)
     if note:
         notes.append(f"{part.content_type} body: {note}")
     return _clean(text).replace("\r\n", "\n")
@@ -891,7 +909,7 @@ def _attachment(index: int, part: _Part, disposition: str, notes: list[str]) -> 
         index=index,
         filename=_clean(name),
         content_type=part.content_type,
-        size=len(_payload(part, [])),
+        size=_payload_size(part),
         content_id=_content_id(part),
         disposition=disposition,
     )

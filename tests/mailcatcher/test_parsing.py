@@ -522,3 +522,11 @@ def test_safe_filename_limits_length_and_keeps_extension() -> None:
     """A very long name is cut to at most 200 UTF-8 bytes and keeps its extension."""
     safe = safe_filename("é" * 500 + ".pdf")
     assert safe.endswith(".pdf") and len(safe.encode("utf-8")) <= 200
+
+
+def test_html_without_charset_parameter_uses_its_meta_charset() -> None:
+    """An HTML part with no charset parameter is decoded with its <meta charset>."""
+    body = '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r"><p>'.encode()
+    raw = mail("Content-Type: text/html", body=body + "Мир".encode("koi8-r"))
+    html = parse_message(raw).html
+    assert html is not None and html.endswith("<p>Мир")
