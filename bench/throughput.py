@@ -1,0 +1,305 @@
+"""Benchmark 2: delivery throughput and idle sign-up-to-inbox time.
+
+The product runs as ``mailroom serve`` (catcher + 2 worker threads + HTTP port in one
+process, exactly as shipped); sign-ups come from this benchmark's process through an
+Engine on the same data folder, as a web application beside Mailroom would make them.
+
+- **End to end**: sign up N users as fast as one caller can, and time from the first
+  sign-up until the last activation email is in the catcher's store. The queue depth and
+  the number captured are sampled every 100 ms (for the plot).
+- **Drain**: sign up N users while nothing runs, then start ``mailroom serve`` and time
+  how fast the worker empties the queue into the catcher (first to last capture): the
+  delivery pipeline's own capacity, without sign-ups competing for the CPU.
+- **Idle**: one sign-up at a time with pauses of 0.3-1 s (the worker idle in between);
+  the time from the start of ``register`` to the catcher's receipt of that email.
+
+Passwords are hashed with argon2id at t=1, m=1 MiB here (core's argon2 settings), so that
+sign-ups measure the queue, not the hash (benchmark 1 reports hashing).
+
+Targets (issue 6): >= 500 emails/s end to end on 2 cores; idle p50 < 100 ms, p99 < 300 ms.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    LOOPBACK,
+    BenchConfig,
+    child_env,
+    free_port,
+    print_table,
+    spread,
+    stop_process,
+    summarize,
+    wait_for_port,
+    wait_until,
+    write_json,
+)
+
+TARGET_EMAILS_PER_S = 500.0
+TARGET_IDLE_P50_MS = 100.0
+TARGET_IDLE_P99_MS = 300.0
+CHEAP_ARGON2 = {"argon2_time_cost": 1, "argon2_memory_cost": 1024, "argon2_parallelism": 1}
+PASSWORD = "correct horse battery staple"
+
+
+def sizes(config: BenchConfig) -> dict[str, Any]:
+    """Users, runs and idle samples for this run size."""
+    if config.quick:
+        return {"users": 100, "runs": 1, "idle_samples": 5, "workers": 2}
+    return {"users": 5000, "runs": config.runs, "idle_samples": 60, "workers": 2}
+
+
+class Serve:
+    """``mailroom serve`` as a child process on free loopback ports."""
+
+    def __init__(self, data_dir: Path, smtp_port: int, workers: int) -> None:
+        self.data_dir = data_dir
+        self.smtp_port = smtp_port
+        self.http_port = free_port()
+        self.workers = workers
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"serve-{smtp_port}.log"
+
+    def start(self, wait: bool = True) -> None:
+        """Launch the process; with wait, return once its SMTP port answers."""
+        cmd = [sys.executable, "-m", "desktop.cli", "serve", "--data-dir", str(self.data_dir),
+               "--smtp-port", str(self.smtp_port), "--http-port", str(self.http_port),
+               "--workers", str(self.workers)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                         env=child_env())
+        if wait:
+            wait_for_port(LOOPBACK, self.smtp_port, timeout=60, proc=self.proc)
+
+    def stop(self) -> None:
+        """SIGTERM (clean stop), then SIGKILL if needed."""
+        if self.proc is not None:
+            stop_process(self.proc, timeout=20)
+            self.proc = None
+
+
+def _engine(data_dir: Path, smtp_port: int) -> Any:
+    from core.engine import Engine
+    from core.settings import Settings
+
+    return Engine(Settings(data_dir=data_dir, smtp_port=smtp_port, http_port=free_port(),
+                           **CHEAP_ARGON2))
+
+
+def _store(data_dir: Path) -> Any:
+    from mailcatcher.store import MessageStore
+
+    return MessageStore(data_dir / "mail.db")
+
+
+class Sampler(threading.Thread):
+    """Samples queue depth, outbox counts and captured messages every interval seconds."""
+
+    def __init__(self, engine: Any, data_dir: Path, t0: float, interval: float = 0.1) -> None:
+        super().__init__(name="bench-sampler", daemon=True)
+        self.engine = engine
+        self.data_dir = data_dir
+        self.t0 = t0
+        self.interval = interval
+        self.samples: list[dict[str, float]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        store = _store(self.data_dir)
+        try:
+            while not self._stop_event.is_set():
+                stats = self.engine.queue_stats()
+                self.samples.append({
+                    "t_s": time.perf_counter() - self.t0,
+                    "queue_depth": stats.pending_tasks,
+                    "outbox_not_sent": sum(v for k, v in stats.by_status.items() if k != "sent"),
+                    "sent": stats.by_status.get("sent", 0),
+                    "captured": store.count_messages(),
+                })
+                self._stop_event.wait(self.interval)
+        finally:
+            store.close()
+
+    def stop(self) -> None:
+        """Stop sampling and wait for the thread."""
+        self._stop_event.set()
+        self.join()
+
+
+def _received_span(data_dir: Path) -> tuple[float, float, int]:
+    """(first, last) receipt times as Unix seconds, and the number of messages stored."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{data_dir / 'mail.db'}?mode=ro", uri=True)
+    try:
+        first, last, count = conn.execute(
+            "SELECT min(received_at), max(received_at), count(*) FROM messages").fetchone()
+    finally:
+        conn.close()
+    return _ts(first), _ts(last), int(count)
+
+
+def _ts(iso: str) -> float:
+    value = datetime.fromisoformat(iso)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def end_to_end(tmp: Path, users: int, workers: int) -> dict[str, Any]:
+    """Sign up users against a running serve; time until every email is captured."""
+    data_dir = tmp / "data"
+    serve = Serve(data_dir, free_port(), workers)
+    serve.start()
+    engine = _engine(data_dir, serve.smtp_port)
+    try:
+        t0 = time.perf_counter()
+        sampler = Sampler(engine, data_dir, t0)
+        sampler.start()
+        for i in range(users):
+            engine.register(f"user{i}@example.com", PASSWORD)
+        signup_s = time.perf_counter() - t0
+        store = _store(data_dir)
+        try:
+            wait_until(lambda: store.count_messages() >= users, timeout=max(60, users / 20),
+                       interval=0.02, what=f"{users} captured emails")
+        finally:
+            store.close()
+        total_s = time.perf_counter() - t0
+        sampler.stop()
+        sent = engine.queue_stats().by_status.get("sent", 0)
+    finally:
+        engine.close()
+        serve.stop()
+    return {"users": users, "signup_s": signup_s, "total_s": total_s,
+            "signups_per_s": users / signup_s, "emails_per_s": users / total_s,
+            "sent": sent, "timeline": sampler.samples}
+
+
+def drain(tmp: Path, users: int, workers: int) -> dict[str, Any]:
+    """Queue users' emails with nothing running, then time serve emptying the queue."""
+    data_dir = tmp / "data"
+    smtp_port = free_port()
+    engine = _engine(data_dir, smtp_port)
+    try:
+        for i in range(users):
+            engine.register(f"user{i}@example.com", PASSWORD)
+    finally:
+        engine.close()
+    serve = Serve(data_dir, smtp_port, workers)
+    t0 = time.perf_counter()
+    serve.start(wait=False)
+    store = _store(data_dir)
+    try:
+        wait_until(lambda: store.count_messages() >= users, timeout=max(60, users / 20),
+                   interval=0.02, what=f"{users} captured emails")
+        total_s = time.perf_counter() - t0
+    finally:
+        store.close()
+        serve.stop()
+    first, last, count = _received_span(data_dir)
+    span = last - first
+    return {"users": users, "launch_to_last_s": total_s, "first_to_last_s": span,
+            "emails_per_s": (count - 1) / span if span > 0 else float("nan")}
+
+
+def idle_latency(tmp: Path, samples: int, workers: int, seed: int = 6) -> dict[str, Any]:
+    """Time from the start of register to the catcher's receipt, one sign-up at a time."""
+    data_dir = tmp / "data"
+    serve = Serve(data_dir, free_port(), workers)
+    serve.start()
+    engine = _engine(data_dir, serve.smtp_port)
+    store = _store(data_dir)
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    try:
+        engine.register("warmup@example.com", PASSWORD)
+        wait_until(lambda: store.count_messages() >= 1, 30, what="the warm-up email")
+        for i in range(samples):
+            time.sleep(rng.uniform(0.3, 1.0))  # a pause on purpose: the worker goes idle
+            started = time.time()
+            res = engine.register(f"idle{i}@example.com", PASSWORD)
+            message_id = engine.get_outbox(res.outbox_id).message_id
+            found: list[Any] = []
+
+            def captured(mid: str = message_id, out: list[Any] = found) -> bool:
+                out[:] = store.find_by_message_id(mid)
+                return bool(out)
+
+            wait_until(captured, 30, interval=0.002, what="the email to be captured")
+            latencies.append((found[0].received_at.timestamp() - started) * 1000.0)
+    finally:
+        store.close()
+        engine.close()
+        serve.stop()
+    return summarize(latencies) | {"samples_ms": [round(x, 2) for x in latencies]}
+
+
+def run(config: BenchConfig) -> dict[str, Any]:
+    """Run the throughput benchmarks; print tables; return the JSON-ready result."""
+    size = sizes(config)
+    e2e: list[dict[str, Any]] = []
+    drains: list[dict[str, Any]] = []
+    for run_no in range(size["runs"]):
+        with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+            r = end_to_end(Path(tmp), size["users"], size["workers"])
+            e2e.append(r)
+            print(f"  run {run_no + 1} end to end: {r['emails_per_s']:.0f} emails/s "
+                  f"(sign-ups {r['signups_per_s']:.0f}/s)", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench-drain-") as tmp:
+            d = drain(Path(tmp), size["users"], size["workers"])
+            drains.append(d)
+            print(f"  run {run_no + 1} drain: {d['emails_per_s']:.0f} emails/s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-idle-") as tmp:
+        idle = idle_latency(Path(tmp), size["idle_samples"], size["workers"])
+
+    e2e_rate = spread([r["emails_per_s"] for r in e2e])
+    signup_rate = spread([r["signups_per_s"] for r in e2e])
+    drain_rate = spread([d["emails_per_s"] for d in drains])
+    print_table(
+        f"Delivery throughput ({size['users']:,} sign-ups, mailroom serve with "
+        f"{size['workers']} worker threads; median of {size['runs']} run(s))",
+        ["measure", "median", "min", "max", "spread"],
+        [[name, s["median"], s["min"], s["max"], f"±{s['spread_pct']:.0f} %"] for name, s in (
+            ("end to end, emails/s", e2e_rate), ("sign-ups/s (one caller)", signup_rate),
+            ("drain (queue pre-filled), emails/s", drain_rate))],
+    )
+    print_table(f"Idle sign-up to captured email, ms ({idle['n']} samples)",
+                ["p50", "p95", "p99", "max"], [[idle["p50"], idle["p95"], idle["p99"],
+                                                idle["max"]]])
+    targets = {
+        "end_to_end_emails_per_s": {"target": TARGET_EMAILS_PER_S, "value": e2e_rate["median"],
+                                    "met": e2e_rate["median"] >= TARGET_EMAILS_PER_S},
+        "idle_p50_ms": {"target": TARGET_IDLE_P50_MS, "value": idle["p50"],
+                        "met": idle["p50"] < TARGET_IDLE_P50_MS},
+        "idle_p99_ms": {"target": TARGET_IDLE_P99_MS, "value": idle["p99"],
+                        "met": idle["p99"] < TARGET_IDLE_P99_MS},
+    }
+    result = {"sizes": size, "bench_argon2": CHEAP_ARGON2, "end_to_end": e2e_rate,
+              "signups_per_s": signup_rate, "drain": drain_rate, "idle_ms": idle,
+              "targets": targets, "runs": {"end_to_end": e2e, "drain": drains}}
+    path = write_json(config.out_dir, "throughput", result)
+    print(f"wrote {path}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: python -m bench.throughput [--quick] [--runs N] [--out DIR]."""
+    from bench.run_all import parse_config
+
+    run(parse_config(argv, description=__doc__))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
