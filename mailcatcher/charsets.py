@@ -130,7 +130,21 @@ def decode_undeclared(data: bytes) -> tuple[str, str | None]:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         pass
+    if looks_like_utf8(data):
+        return data.decode("utf-8", errors="replace"), "invalid utf-8 replaced"
     return data.decode(FALLBACK_CHARSET, errors=_C1_HANDLER), "decoded as windows-1252"
+
+
+# One valid multi-byte UTF-8 sequence of at least two characters' worth: windows-1252
+# text almost never contains one (it would read as mojibake like "Ã©").
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def looks_like_utf8(data: bytes) -> bool:
+    """Whether invalid UTF-8 is damaged UTF-8 (it holds valid multi-byte sequences)."""
+    return _UTF8_SEQUENCE.search(data) is not None
 
 
 def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
@@ -156,6 +170,8 @@ def decode_bytes(data: bytes, label: str | None) -> tuple[str, str | None]:
         pass
     except Exception:  # a codec with a bug of its own must not take the parser down
         return decode_undeclared(data)[0], f"charset {codec} failed, decoded as utf-8"
+    if codec == "utf-8" and looks_like_utf8(data):
+        return data.decode(codec, errors="replace"), "invalid utf-8 replaced"
     if codec == "utf-8":
         # Mislabelled windows-1252 is the commonest lie in mail.
         text = data.decode(FALLBACK_CHARSET, errors=_C1_HANDLER)

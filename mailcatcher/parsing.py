@@ -24,8 +24,8 @@ How it reads mail
   ends of the text and HTML bodies are given as ``\n``.
 * ``multipart/alternative``: the last (richest) text/plain and text/html are used.
   ``multipart/mixed`` and others: the first inline text/plain and text/html are the
-  bodies; further inline text/plain parts are appended to the text, other parts
-  are attachments. A nested ``message/rfc822`` is one attachment (named after its
+  bodies; further inline text/plain parts without a file name are appended to the
+  text, other parts are attachments. A nested ``message/rfc822`` is one attachment (named after its
   filename, else its subject, + ``.eml``; its bytes are the inner message exactly
   as sent); its text is used as the body only when the outer message has none.
 * Attachments: every leaf part that is not a body is listed, so nothing is hidden
@@ -849,7 +849,7 @@ def _walk(part: _Part, state: _Walk, parent: str | None) -> None:
         elif state.text is None:
             state.text = _decode_text(part, state.notes)
             return
-        elif parent != "multipart/alternative":
+        elif parent != "multipart/alternative" and _filename(part, []) is None:
             state.text += "\n" + _decode_text(part, state.notes)
             return
     disposition = _disposition(part)

@@ -530,3 +530,25 @@ def test_html_without_charset_parameter_uses_its_meta_charset() -> None:
     raw = mail("Content-Type: text/html", body=body + "Мир".encode("koi8-r"))
     html = parse_message(raw).html
     assert html is not None and html.endswith("<p>Мир")
+
+
+def test_damaged_utf8_keeps_its_good_characters() -> None:
+    """UTF-8 with one bad byte (a truncated message) keeps the rest, not windows-1252."""
+    raw = mail("Content-Type: text/plain; charset=utf-8", body="日本語".encode() + b"\xe6\x97")
+    parsed = parse_message(raw)
+    assert parsed.text == "日本語\ufffd"
+    undeclared = parse_message(mail("Subject: x", body="é".encode() + b"\xff"))
+    assert undeclared.text == "é\ufffd"
+
+
+def test_inline_text_file_after_the_body_is_an_attachment() -> None:
+    """A second inline text part with a file name is listed, not glued to the body."""
+    raw = multipart(
+        "mixed",
+        b"Content-Type: text/plain\r\n\r\nbody",
+        b"Content-Type: text/plain\r\nContent-Disposition: inline; filename=notes.txt\r\n\r\nn",
+        b"Content-Type: text/plain\r\n\r\nsignature",
+    )
+    parsed = parse_message(raw)
+    assert parsed.text == "body\nsignature"
+    assert [(a.filename, a.disposition) for a in parsed.attachments] == [("notes.txt", "inline")]
