@@ -287,14 +287,16 @@ def cmd_register(args: argparse.Namespace) -> int:
                 continue
             row = {"user_id": r.user_id, "email": r.email, "status": r.status,
                    "outbox_id": r.outbox_id, "elapsed_ms": round(r.elapsed_ms, 3),
-                   "delivery": r.delivery}
+                   "hash_ms": round(r.hash_ms, 3), "delivery": r.delivery}
             if password is None:
                 row["password"] = pw
             results.append(row)
             if not args.json:
                 extra = f"  password {pw}" if password is None else ""
-                print(f"registered {r.email}  user {r.user_id}  outbox {r.outbox_id}  "
-                      f"{r.elapsed_ms:.1f} ms ({r.delivery}){extra}")
+                user = r.user_id if r.user_id is not None else "-"
+                print(f"registered {r.email}  user {user}  outbox {r.outbox_id}  "
+                      f"{r.elapsed_ms:.1f} ms, {r.elapsed_ms - r.hash_ms:.1f} ms without "
+                      f"password hashing ({r.delivery}){extra}")
     finally:
         engine.close()
     if args.json:
