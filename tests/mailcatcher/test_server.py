@@ -178,8 +178,27 @@ def test_big_message_does_not_stall_other_connections(
             sent += 1
     sender.join()
     assert store.count_messages() == sent + 1
-    assert sent > 5
-    assert worst < 1.0, f"a small message waited {worst:.2f} s behind the big one"
+    assert sent >= 3
+    # Generous: a loaded CI machine is slow, but a stalled loop would wait for the whole message.
+    assert worst < 3.0, f"a small message waited {worst:.2f} s behind the big one"
+
+
+def test_message_half_sent_does_not_block_others(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """A client stuck in the middle of DATA does not hold up another connection's message."""
+    with RawSMTP(catcher.address) as slow:
+        slow.command("EHLO slow")
+        slow.command("MAIL FROM:<slow@x.test>")
+        slow.command("RCPT TO:<b@y.test>")
+        assert slow.command("DATA")[0] == 354
+        slow.send(b"Subject: slow\r\n\r\n" + b"half of it\r\n" * 10_000)
+        with smtplib.SMTP(*catcher.address, timeout=5) as fast:
+            fast.sendmail("a@x.test", ["b@y.test"], SIMPLE)
+        assert [m.subject for m in store.list_messages()] == ["hi"]
+        slow.send(b"the rest\r\n.\r\n")
+        assert slow.reply()[0] == 250
+    assert [m.subject for m in store.list_messages()] == ["slow", "hi"]
 
 
 def test_stop_with_a_client_connected_is_clean(

@@ -244,7 +244,7 @@ def test_smtputf8_message_from_send_message_is_stored_exactly(
 
 
 SERVER_SCRIPT = r"""
-import pathlib, resource, sys
+import pathlib, sys
 from mailcatcher.server import CatcherServer
 from mailcatcher.store import MessageStore
 store = MessageStore(pathlib.Path(sys.argv[1]))
@@ -254,7 +254,11 @@ print("ready", flush=True)
 sys.stdin.readline()
 server.stop()
 store.close()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, flush=True)
+# VmHWM: this process's peak RSS (ru_maxrss would include the parent's, from before exec).
+status = pathlib.Path("/proc/self/status")
+text = status.read_text() if status.exists() else ""
+peak = [int(l.split()[1]) * 1024 for l in text.splitlines() if l.startswith("VmHWM:")]
+print(peak[0] if peak else 0, flush=True)
 """
 
 
@@ -262,10 +266,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, flush=True)
 def test_40_mib_attachment_is_stored_with_bounded_memory(
     tmp_path: pathlib.Path, free_port: Callable[[], int]
 ) -> None:
-    """A 40 MiB message is accepted and stored exactly; the server's RSS grows < 5x its size.
+    """A 40 MiB message is accepted and stored exactly; the server's RSS grows < 4x its size.
 
     The catcher runs in its own process so that its memory is measured alone (psutil,
     sampled every few ms while the message is received, and the kernel's peak RSS).
+    Measured here: about 3x (the receive buffer, its copy, and parsing afterwards).
     """
     db, port = tmp_path / "mail.db", free_port()
     proc = subprocess.Popen(
@@ -314,7 +319,7 @@ def test_40_mib_attachment_is_stored_with_bounded_memory(
         proc.stdin.close()
         proc.stdout.close()
     growth = max(peak, kernel_peak) - baseline
-    assert growth < 5 * len(message), f"peak grew by {growth / len(message):.1f}x the size"
+    assert growth < 4 * len(message), f"peak grew by {growth / len(message):.1f}x the size"
     store = MessageStore(db)
     try:
         (msg,) = store.list_messages()
