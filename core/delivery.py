@@ -12,19 +12,22 @@ outbox's next state: 2xx sent, 4xx retry, 5xx failed.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
+import secrets
 import smtplib
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.headerregistry import Address
+from email import policy, quoprimime
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime
-from typing import Literal
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +119,63 @@ def _body_text(mail: OutgoingEmail) -> tuple[str, str]:
     return text, body_html
 
 
+class _CachedHeaderRegistry(HeaderRegistry):
+    """HeaderRegistry builds a new class on every lookup; build each one once."""
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (one registry per policy, kept for good)
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        return super().__getitem__(name)
+
+
+_SMTP = policy.SMTP.clone(header_factory=_CachedHeaderRegistry())
+_SMTPUTF8 = policy.SMTPUTF8.clone(header_factory=_CachedHeaderRegistry())
+
+
+def _policy(utf8: bool) -> EmailPolicy[Any]:
+    return _SMTPUTF8 if utf8 else _SMTP
+
+
+@functools.lru_cache(maxsize=32)
+def _fixed_headers(sender: str, subject: str, utf8: bool) -> tuple[bytes, str]:
+    """The headers that are the same for every email of a kind, rendered once by EmailMessage.
+
+    Returns (header bytes, envelope sender).
+    """
+    msg = EmailMessage(policy=_policy(utf8))
+    msg["From"] = sender
+    addresses = msg["From"].addresses
+    if len(addresses) != 1:
+        raise MessageBuildError("the sender setting must hold exactly one address")
+    msg["Subject"] = subject
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["MIME-Version"] = "1.0"
+    block = msg.as_bytes(policy=_policy(utf8))
+    return block[: -len(b"\r\n")], addresses[0].addr_spec
+
+
+def _mime_part(content_type: str, text: str) -> str:
+    """One body part: 7bit when it can be, quoted-printable otherwise (always ASCII out)."""
+    lines = text.splitlines()
+    if text.isascii() and all(len(line) <= 900 for line in lines):
+        cte, body = "7bit", "\r\n".join(lines)
+    else:
+        cte = "quoted-printable"
+        # quoprimime encodes code points < 256 as bytes: hand it the UTF-8 bytes as latin-1.
+        utf8 = text.encode("utf-8").decode("latin-1")
+        body = quoprimime.body_encode(utf8, maxlinelen=76, eol="\r\n")
+    return (
+        f'Content-Type: {content_type}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n"
+    )
+
+
 def build_message(mail: OutgoingEmail) -> RenderedEmail:
-    """Render the email to bytes; MessageBuildError if it cannot be built safely."""
+    """Render the email to bytes; MessageBuildError if it cannot be built safely.
+
+    Headers go through EmailMessage (which quotes and encodes them); the body is
+    our own text, encoded here as a multipart/alternative of text and HTML (the
+    email package's body machinery costs milliseconds per message).
+    """
     for field, value in (
         ("to_name", mail.to_name),
         ("to_address", f"{mail.to_local}@{mail.to_domain}"),
@@ -127,30 +185,33 @@ def build_message(mail: OutgoingEmail) -> RenderedEmail:
     ):
         _refuse_controls(field, value)
     smtputf8 = not mail.to_local.isascii()
-    pol = policy.SMTPUTF8 if smtputf8 else policy.SMTP
+    pol = _policy(smtputf8)
     try:
+        fixed, mail_from = _fixed_headers(mail.sender, mail.subject, smtputf8)
+        text, body_html = _body_text(mail)
+        boundary = f"=_mailroom_{secrets.token_hex(12)}"
+        body = (
+            "This is a multi-part message in MIME format.\r\n"
+            f"--{boundary}\r\n"
+            + _mime_part("text/plain", text)
+            + f"--{boundary}\r\n"
+            + _mime_part("text/html", f"<!doctype html><html><body>{body_html}</body></html>")
+            + f"--{boundary}--\r\n"
+        )
         msg = EmailMessage(policy=pol)
-        msg["From"] = mail.sender
         msg["To"] = Address(
             display_name=mail.to_name, username=mail.to_local, domain=mail.to_domain
         )
-        msg["Subject"] = mail.subject
         msg["Date"] = format_datetime(datetime.now(UTC))
         msg["Message-ID"] = mail.message_id
-        msg["Auto-Submitted"] = "auto-generated"
         msg["X-Mailroom-Outbox-Id"] = str(mail.outbox_id)
-        text, body_html = _body_text(mail)
-        msg.set_content(text)
-        msg.add_alternative(f"<!doctype html><html><body>{body_html}</body></html>", subtype="html")
-        data = msg.as_bytes(policy=pol)
-        from_addrs = msg["From"].addresses
+        msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        msg.set_payload(body)
+        data = fixed + msg.as_bytes(policy=pol)
     except MessageBuildError:
         raise
     except Exception as exc:  # the email package raises many kinds on bad input
         raise MessageBuildError(f"cannot build message: {type(exc).__name__}: {exc}") from exc
-    if len(from_addrs) != 1:
-        raise MessageBuildError("the sender setting must hold exactly one address")
-    mail_from = from_addrs[0].addr_spec
     return RenderedEmail(
         mail_from=mail_from,
         rcpt_to=f"{mail.to_local}@{mail.to_domain}",

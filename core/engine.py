@@ -18,7 +18,7 @@ from pathlib import Path
 from core import outbox, queries
 from core.db import Database, now_ts
 from core.delivery import MessageBuildError, OutgoingEmail, SendResult, SmtpSender, build_message
-from core.identity import key_for, normalize_email
+from core.identity import key_for, wire_parts
 from core.models import RETRYING
 from core.outbox import ClaimedRow
 from core.passwords import make_hasher
@@ -222,8 +222,8 @@ class Engine:
 
     def _outgoing(self, row: ClaimedRow) -> OutgoingEmail:
         try:
-            norm = normalize_email(row.to_addr)
-        except Exception as exc:
+            local, ascii_domain = wire_parts(row.to_addr)
+        except ValueError as exc:
             raise MessageBuildError(f"recipient address is not valid: {exc}") from exc
         link = None
         if row.token_nonce is not None:
@@ -233,8 +233,8 @@ class Engine:
             outbox_id=row.id,
             kind=row.kind,
             sender=self.settings.sender,
-            to_local=norm.local_part,
-            to_domain=norm.ascii_domain,
+            to_local=local,
+            to_domain=ascii_domain,
             to_name=row.to_name,
             subject=row.subject,
             message_id=row.message_id,

@@ -10,9 +10,11 @@
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from dataclasses import dataclass
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from core.errors import ValidationError
@@ -75,6 +77,27 @@ def normalize_email(raw: str, field: str = "email") -> NormalizedEmail:
         ascii_domain=ascii_domain,
         key=email_key(local, ascii_domain),
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _ascii_domain(domain: str) -> str:
+    if domain.isascii():
+        return domain.lower()
+    return str(idna.encode(domain, uts46=False).decode("ascii"))
+
+
+def wire_parts(stored: str) -> tuple[str, str]:
+    """(local part, A-label domain) of an address as stored; ValueError if it is not one.
+
+    Cheaper than normalize_email for addresses that were normalised when stored.
+    """
+    local, sep, domain = stored.rpartition("@")
+    if not sep or not local or not domain:
+        raise ValueError(f"not an email address: {stored!r}")
+    try:
+        return local, _ascii_domain(domain)
+    except idna.IDNAError as exc:
+        raise ValueError(f"domain {domain!r} is not valid IDNA: {exc}") from exc
 
 
 def email_key(local_part: str, ascii_domain: str) -> str:
