@@ -8,6 +8,7 @@ Real mail names charsets that Python does not know (``iso-8859-8-i``,
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 # Labels seen in real mail mapped to the codec that reads them best. Where a
@@ -98,6 +99,7 @@ def normalise_label(label: str) -> str:
     return label.split("*", 1)[0]
 
 
+@functools.lru_cache(maxsize=512)
 def lookup_charset(label: str | None) -> str | None:
     """The Python codec name that reads label, or None if there is none.
 

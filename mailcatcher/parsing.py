@@ -68,8 +68,14 @@ __all__ = [
 
 # Deeper nesting than this is not walked (a message can nest itself thousands deep).
 MAX_DEPTH = 40
-# Leaf parts beyond this many are not listed (a note says so).
+# Parts beyond this many are not read (a note says so).
 MAX_PARTS = 2000
+# Header lines of one part beyond this many are not read.
+MAX_HEADERS = 5000
+# Header characters decoded per message; the rest are shown as written (unfolded).
+DECODE_BUDGET = 512 * 1024
+# Addresses read per address header.
+MAX_ADDRESSES = 1000
 
 
 @dataclass(frozen=True)
@@ -412,9 +418,11 @@ def _split_headers(
     spaces inside a name are accepted; a leading mbox ``From `` line is skipped. A
     line that is no header ends the block (it is the first body line).
     """
-    headers: list[tuple[str, str]] = []
+    names: list[str] = []
+    values: list[list[str]] = []  # the lines of each value, joined once at the end
     pos = start
     first = True
+    body_start = end
     while pos < end:
         newline = buf.find(b"\n", pos, end)
         line_end = end if newline < 0 else newline
@@ -422,39 +430,52 @@ def _split_headers(
         line = buf[pos:line_end]
         if line.endswith(b"\r"):
             line = line[:-1]
+        folded_next = buf[next_pos : next_pos + 1] in (b" ", b"\t")
         if not line.strip(b" \t\r"):
-            if line and headers and buf[next_pos : next_pos + 1] in (b" ", b"\t"):
+            if line and names and folded_next:
                 pos = next_pos  # obsolete folding: a blank line inside a folded header
                 continue
-            return headers, next_pos
+            body_start = next_pos
+            break
         if first and line.startswith(b"From ") and not _HEADER_FROM.match(line):
             first = False  # mbox envelope line, not a header
             pos = next_pos
             continue
         first = False
-        if line[:1] in (b" ", b"\t"):
-            if headers:
-                name, value = headers[-1]
-                headers[-1] = (name, f"{value}\r\n{_bytes_to_str(line)}")
-                pos = next_pos
-                continue
-        else:
-            colon = line.find(b":")
-            name = _bytes_to_str(line[:colon]).strip(" \t") if colon > 0 else ""
-            if name and _HEADER_NAME_OK.match(name):
-                headers.append((name, _bytes_to_str(line[colon + 1 :])))
-                pos = next_pos
-                continue
-        if headers and buf[next_pos : next_pos + 1] in (b" ", b"\t"):
-            name, value = headers[-1]  # junk followed by a folded line: keep the header going
-            headers[-1] = (name, f"{value}\r\n {_bytes_to_str(line)}")
+        if line[:1] in (b" ", b"\t") and names:
+            values[-1].append(_bytes_to_str(line))
+            pos = next_pos
+            continue
+        colon = line.find(b":")
+        name = _bytes_to_str(line[:colon]).strip(" \t") if colon > 0 else ""
+        if name and _HEADER_NAME_OK.match(name):
+            if len(names) >= MAX_HEADERS:
+                notes.append(f"more than {MAX_HEADERS} header lines; the rest are not shown")
+                body_start = _find_blank_line(buf, pos, end)
+                break
+            names.append(name)
+            values.append([_bytes_to_str(line[colon + 1 :])])
+            pos = next_pos
+            continue
+        if names and folded_next:
+            values[-1].append(" " + _bytes_to_str(line))  # junk, then a folded line
             notes.append(f"a malformed line was read as part of the {_raw_to_text(name)} header")
             pos = next_pos
             continue
-        if headers:
+        if names:
             notes.append("a line in the header block is not a header; the body starts there")
-        return headers, pos
-    return headers, end
+        body_start = pos
+        break
+    return [(n, "\r\n".join(v)) for n, v in zip(names, values, strict=True)], body_start
+
+
+def _find_blank_line(buf: bytes, start: int, end: int) -> int:
+    """Where the body begins after the first empty line from start (end if none)."""
+    found = [i for i in (buf.find(b"\n\r\n", start, end), buf.find(b"\n\n", start, end)) if i >= 0]
+    if not found:
+        return end
+    first = min(found)
+    return first + (3 if buf[first + 1 : first + 2] == b"\r" else 2)
 
 
 def _parse_content_type(part_headers: _Part, default: str, notes: list[str]) -> str:
@@ -469,44 +490,41 @@ def _parse_content_type(part_headers: _Part, default: str, notes: list[str]) -> 
     return value
 
 
+_DELIMITER_TAIL = rb"(-*)[ \t]*\r?(?=\n|\Z)"
+
+
 def _split_multipart(
     buf: bytes, start: int, end: int, boundary: bytes
 ) -> tuple[list[tuple[int, int]], bool]:
     """The (start, end) of each body part between delimiter lines, and whether it closed.
 
     A delimiter is ``--boundary`` at the start of a line followed only by white
-    space (or by dashes: a closing delimiter, ``--`` or a mistyped ``-``). The line
-    break before a delimiter belongs to it, not to the part.
+    space (or by dashes: a closing delimiter, ``--`` or a mistyped ``-``); a longer
+    boundary that merely begins with this one is not one. The line break before a
+    delimiter belongs to it, not to the part. At most MAX_PARTS spans are returned.
     """
-    delimiter = b"--" + boundary
+    escaped = re.escape(boundary)
     spans: list[tuple[int, int]] = []
     part_start: int | None = None
-    pos = start
-    while True:
-        found = buf.find(delimiter, pos, end)
-        if found < 0:
-            break
-        if found != start and buf[found - 1 : found] != b"\n":
-            pos = found + 1
-            continue
-        after = found + len(delimiter)
-        newline = buf.find(b"\n", after, end)
-        line_end = end if newline < 0 else newline
-        rest = buf[after:line_end].strip(b" \t\r")
-        if rest.strip(b"-"):
-            pos = found + 1  # a longer boundary that merely begins with this one
-            continue
-        if part_start is not None:
-            part_end = found
-            if part_end > part_start and buf[part_end - 1 : part_end] == b"\n":
-                part_end -= 1
-                if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
-                    part_end -= 1
-            spans.append((part_start, part_end))
-        if rest:
+    first = re.compile(b"--" + escaped + _DELIMITER_TAIL).match(buf, start, end)
+    if first is not None:
+        if first.group(1):
             return spans, True
-        part_start = end if newline < 0 else newline + 1
-        pos = part_start
+        part_start = min(first.end() + 1, end)
+    later = re.compile(b"\n--" + escaped + _DELIMITER_TAIL)
+    # From the line break that ended the first delimiter: the next may follow at once.
+    search_from = start if part_start is None else max(start, part_start - 1)
+    for match in later.finditer(buf, search_from, end):
+        if part_start is not None:
+            part_end = match.start()
+            if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
+                part_end -= 1
+            spans.append((part_start, max(part_start, part_end)))
+            if len(spans) >= MAX_PARTS:
+                return spans, False
+        if match.group(1):
+            return spans, True
+        part_start = min(match.end() + 1, end)
     if part_start is not None:
         spans.append((part_start, end))
     return spans, False
@@ -1037,16 +1055,16 @@ def _addresses(values: list[str], notes: list[str]) -> tuple[str, ...]:
     """
     result: list[str] = []
     for raw in values:
-        unfolded = _unfold(raw)
+        unfolded = _unfold(raw[:DECODE_BUDGET])
         found: list[str] = []
-        for item in _split_top_level(unfolded, ",;"):
+        for item in _split_top_level(unfolded, ",;")[:MAX_ADDRESSES]:
             group = _split_top_level(item, ":")
             member = group[-1] if len(group) > 1 else item
             found.extend(_one_address(member, notes))
         if not found and unfolded.strip():
             found.append(decode_words(unfolded, notes).strip())
         result.extend(found)
-    return tuple(result)
+    return tuple(result[:MAX_ADDRESSES])
 
 
 def _date(value: str | None, notes: list[str]) -> datetime | None:
@@ -1083,13 +1101,26 @@ def parse_message(raw: bytes) -> ParsedMessage:
         return _headers_only(bytes(raw), notes)
 
 
+def _decoded_headers(root: _Part, notes: list[str]) -> tuple[Header, ...]:
+    """All headers decoded, until DECODE_BUDGET characters; the rest shown as written."""
+    budget = DECODE_BUDGET
+    headers: list[Header] = []
+    for name, value in root.headers:
+        budget -= len(value)
+        if budget >= 0:
+            shown = decode_header_value(value, notes)
+        else:
+            if budget + len(value) >= 0:
+                notes.append("headers beyond 512 KiB are shown undecoded")
+            shown = _clean(_raw_to_text(_unfold(value)))
+        headers.append(Header(_raw_to_text(name, notes), shown))
+    return tuple(headers)
+
+
 def _build(root: _Part, notes: list[str]) -> ParsedMessage:
-    headers = tuple(
-        Header(_raw_to_text(name, notes), decode_header_value(value, notes))
-        for name, value in root.headers
-    )
+    headers = _decoded_headers(root, notes)
     subjects = root.all("subject")
-    subject = decode_header_value(subjects[0], notes) if subjects else ""
+    subject = decode_header_value(subjects[0][:DECODE_BUDGET], notes) if subjects else ""
     message_ids = root.all("message-id")
     message_id = _raw_to_text(_unfold(message_ids[0])).strip() if message_ids else None
     dates = root.all("date")
