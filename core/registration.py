@@ -24,7 +24,6 @@ from core.models import (
     ACTIVE,
     KIND_ACTIVATION,
     KIND_SIGNUP_ATTEMPT_NOTICE,
-    PENDING,
     Outbox,
     User,
 )
@@ -47,6 +46,51 @@ ACCEPTED_MESSAGE = "Thanks! Check your inbox for a link to activate your account
 RESEND_MESSAGE = (
     "If a pending account exists for this address, a new activation email is on its way."
 )
+
+
+_FIND_OWNER_SQL = "SELECT id, email, display_name FROM users WHERE email_key = :key"
+_INSERT_USER_SQL = """
+    INSERT INTO users (email, email_key, display_name, password_hash, status, created_at)
+    VALUES (:email, :key, :name, :hash, 'pending', :now)
+    RETURNING id
+"""
+_INSERT_OUTBOX_SQL = """
+    INSERT INTO outbox (user_id, kind, is_resend, to_addr, to_name, subject, status, attempts,
+                        max_attempts, message_id, created_at, updated_at, token_nonce,
+                        token_hash)
+    VALUES (:user_id, :kind, :is_resend, :to_addr, :to_name, :subject, 'queued', 0,
+            :max_attempts, '', :now, :now, :token_nonce, :token_hash)
+    RETURNING id
+"""
+_SET_MESSAGE_ID_SQL = "UPDATE outbox SET message_id = :mid WHERE id = :id"
+_SET_SIGNUP_MS_SQL = "UPDATE users SET signup_ms = :ms WHERE id = :id"
+
+
+def _outbox_values(
+    user_id: int,
+    kind: str,
+    to_addr: str,
+    to_name: str,
+    subject: str,
+    max_attempts: int,
+    now: float,
+    *,
+    nonce: str | None = None,
+    token_hash: str | None = None,
+    is_resend: bool = False,
+) -> dict[str, object]:
+    return {
+        "user_id": user_id,
+        "kind": kind,
+        "is_resend": is_resend,
+        "to_addr": to_addr,
+        "to_name": to_name,
+        "subject": subject,
+        "max_attempts": max_attempts,
+        "now": now,
+        "token_nonce": nonce,
+        "token_hash": token_hash,
+    }
 
 
 @dataclass
@@ -81,43 +125,49 @@ class Registration:
         hash_ms = (time.perf_counter() - h0) * 1000.0
 
         def transaction() -> tuple[int | None, int]:
+            # Plain SQL: this is the hot path of every sign-up (see db.fast_write).
             now = now_ts()
-            with self.db.write() as s:
-                owner = s.exec(select(User).where(col(User.email_key) == norm.key)).first()
-                user: User | None = None
-                if owner is not None:
-                    assert owner.id is not None
+            max_attempts = self.settings.retry.max_attempts
+            with self.db.fast_write() as tx:
+                owners, _ = tx.execute(_FIND_OWNER_SQL, {"key": norm.key})
+                user_id: int | None = None
+                if owners:
+                    owner_id, owner_email, owner_name = owners[0]
                     # Mail goes to the address as stored, never the look-alike just typed.
-                    row = Outbox(
-                        user_id=owner.id,
-                        kind=KIND_SIGNUP_ATTEMPT_NOTICE,
-                        to_addr=owner.email,
-                        to_name=owner.display_name,
-                        subject=NOTICE_SUBJECT,
-                        max_attempts=self.settings.retry.max_attempts,
-                        created_at=now,
-                        updated_at=now,
+                    values = _outbox_values(
+                        int(owner_id), KIND_SIGNUP_ATTEMPT_NOTICE, str(owner_email),
+                        str(owner_name), NOTICE_SUBJECT, max_attempts, now,
                     )
                 else:
-                    user = User(
-                        email=norm.address,
-                        email_key=norm.key,
-                        display_name=name,
-                        password_hash=password_hash,
-                        status=PENDING,
-                        created_at=now,
+                    rows, _ = tx.execute(
+                        _INSERT_USER_SQL,
+                        {
+                            "email": norm.address,
+                            "key": norm.key,
+                            "name": name,
+                            "hash": password_hash,
+                            "now": now,
+                        },
                     )
-                    s.add(user)
-                    s.flush()
-                    assert user.id is not None
-                    row = self._activation_row(user.id, norm.address, name, now, resend=False)
-                s.add(row)
-                s.flush()
-                assert row.id is not None
-                row.message_id = message_id_for(self.secret, row.id)
-                if user is not None:
-                    user.signup_ms = (time.perf_counter() - t0) * 1000.0
-                return (user.id if user is not None else None), row.id
+                    user_id = int(rows[0][0])
+                    nonce = new_nonce()
+                    token = derive_token(self.secret, user_id, norm.address, nonce)
+                    values = _outbox_values(
+                        user_id, KIND_ACTIVATION, norm.address, name, ACTIVATION_SUBJECT,
+                        max_attempts, now, nonce=nonce, token_hash=hash_token(token),
+                    )
+                rows, _ = tx.execute(_INSERT_OUTBOX_SQL, values)
+                outbox_id = int(rows[0][0])
+                tx.execute(
+                    _SET_MESSAGE_ID_SQL,
+                    {"id": outbox_id, "mid": message_id_for(self.secret, outbox_id)},
+                )
+                if user_id is not None:
+                    tx.execute(
+                        _SET_SIGNUP_MS_SQL,
+                        {"id": user_id, "ms": (time.perf_counter() - t0) * 1000.0},
+                    )
+                return user_id, outbox_id
 
         user_id, outbox_id = self.db.run_locked_retry(transaction)
         self._hand_over(outbox_id, mode)
