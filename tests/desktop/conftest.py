@@ -93,11 +93,14 @@ def runtime(data_dir: Path, free_port: Callable[[], int]) -> Iterator[Any]:
 
 @pytest.fixture
 def window(qtbot: Any, runtime: Any, qsettings: QSettings) -> Iterator[Any]:
-    """The main window over the real runtime, polling fast."""
+    """The main window over the real runtime, polling fast.
+
+    Not handed to qtbot.addWidget: it is closed and deleted here, before the runtime stops
+    (and Qt WebEngine wants its pages deleted before their profile).
+    """
     from desktop.main_window import MainWindow
 
     win = MainWindow(runtime, settings_store=qsettings, poll_interval_ms=100)
-    qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
     try:
@@ -105,6 +108,57 @@ def window(qtbot: Any, runtime: Any, qsettings: QSettings) -> Iterator[Any]:
     finally:
         win.close()
         shiboken6.delete(win)  # now, while the runtime still runs; the page before its profile
+
+
+class SwitchableHandler:
+    """An aiosmtpd handler that accepts everything, or answers RCPT with `rcpt_reply` if set."""
+
+    def __init__(self) -> None:
+        self.rcpt_reply: str | None = None
+        self.accepted: list[bytes] = []
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.accepted.append(bytes(envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def external_smtp(free_port: Callable[[], int]) -> Iterator[tuple[int, SwitchableHandler]]:
+    """Another SMTP server (plain aiosmtpd on loopback) whose answer a test can switch."""
+    from aiosmtpd.controller import Controller
+
+    handler = SwitchableHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port, handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def external_runtime(
+    data_dir: Path, free_port: Callable[[], int], external_smtp: tuple[int, SwitchableHandler]
+) -> Iterator[Any]:
+    """The runtime without its catcher, delivering to `external_smtp` (`mailroom --no-catcher`)."""
+    from desktop.runtime import Runtime
+
+    port, _ = external_smtp
+    rt = Runtime(gui_settings(data_dir, port, free_port()), run_catcher=False, workers=1)
+    rt.start()
+    try:
+        yield rt
+    finally:
+        rt.close()
 
 
 class HitRecorder(http.server.ThreadingHTTPServer):
