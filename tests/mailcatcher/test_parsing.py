@@ -526,7 +526,7 @@ def test_safe_filename_limits_length_and_keeps_extension() -> None:
 
 def test_html_without_charset_parameter_uses_its_meta_charset() -> None:
     """An HTML part with no charset parameter is decoded with its <meta charset>."""
-    body = '<meta http-equiv="Content-Type" content="text/html; charset=koi8-r"><p>'.encode()
+    body = b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r"><p>'
     raw = mail("Content-Type: text/html", body=body + "Мир".encode("koi8-r"))
     html = parse_message(raw).html
     assert html is not None and html.endswith("<p>Мир")
@@ -552,3 +552,28 @@ def test_inline_text_file_after_the_body_is_an_attachment() -> None:
     parsed = parse_message(raw)
     assert parsed.text == "body\nsignature"
     assert [(a.filename, a.disposition) for a in parsed.attachments] == [("notes.txt", "inline")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param(b"X-A: y\r\n" * 1_000_000 + b"\r\nbody", id="a-million-headers"),
+        pytest.param(b"To: " + b"a@b.c, " * 1_500_000 + b"\r\n\r\nx", id="10MB-address-header"),
+        pytest.param(b"Subject: " + b"=?utf-8?q?a?= " * 700_000 + b"\r\n\r\nx", id="10MB-subject"),
+        pytest.param(
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--bb\r\n" * 2_000_000,
+            id="millions-of-near-delimiters",
+        ),
+        pytest.param(
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+            + b"--b\r\nX: 1\r\n\r\nx\r\n" * 300_000,
+            id="300k-parts",
+        ),
+    ],
+)
+def test_hostile_sizes_are_parsed_quickly(raw: bytes) -> None:
+    """Inputs built to make a parser crawl are read in under 3 s, with headers."""
+    started = time.perf_counter()
+    parsed = parse_message(raw)
+    assert time.perf_counter() - started < 3
+    assert parsed.headers
