@@ -221,7 +221,7 @@ class CatchingHandler:
         else:
             prepared = prepare_message(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer)
         try:
-            new_id = await asyncio.wrap_future(self.writer.submit_message(prepared))
+            new_id = await self.writer.submit_message_async(prepared)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the sender should try again later
@@ -288,7 +288,7 @@ class CatchingHandler:
                 mail_from=_clean_text(mail_from), rcpt_to=[_clean_text(r) for r in rcpt_to],
                 delay_ms=rule.delay_ms,
             )
-            futures.append(asyncio.wrap_future(self.writer.submit_fault(row)))
+            futures.append(self.writer.submit_fault_async(row))
         await self._settle(futures)
 
     async def record_rejection(
@@ -301,7 +301,7 @@ class CatchingHandler:
             mail_from=_clean_text(envelope.mail_from or "") if envelope else "",
             rcpt_to=[_clean_text(r) for r in envelope.rcpt_tos] if envelope else [],
         )
-        await self._settle([asyncio.wrap_future(self.writer.submit_fault(row))])
+        await self._settle([self.writer.submit_fault_async(row)])
 
     @staticmethod
     async def _settle(futures: list[asyncio.Future[int]]) -> None:

@@ -17,6 +17,7 @@ commit, not one each.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import json
@@ -745,15 +746,29 @@ def make_fault_row(
     )
 
 
-_Job = tuple[PreparedMessage | _FaultRow, "concurrent.futures.Future[int]"]
+_Job = tuple[PreparedMessage | _FaultRow, "concurrent.futures.Future[int] | asyncio.Future[int]"]
+
+
+def _settle_async(results: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
+    """Runs in the waiters' event loop: hand each its result (skipping those that gave up)."""
+    for future, result in results:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 class BatchWriter:
     """A thread that writes submitted messages and faults, many per transaction.
 
     Whatever is waiting when the thread is free goes into one transaction (at most
-    `max_batch` items), so concurrent clients share commits. Each submit returns a
-    future that resolves to the new row id once it is committed, or to the error.
+    `max_batch` items), so concurrent clients share commits. `submit_*` return a
+    concurrent future; `submit_*_async` (from a running event loop) an asyncio future,
+    and all of a batch's asyncio futures are resolved with one wake-up of their loop.
+    Futures resolve to the new row id once committed, or to the error. A waiter that
+    gave up (its client hung up) does not stop the write: what was received is kept.
     """
 
     def __init__(self, store: MessageStore, *, max_batch: int = 256) -> None:
@@ -766,19 +781,37 @@ class BatchWriter:
 
     def submit_message(self, message: PreparedMessage) -> concurrent.futures.Future[int]:
         """Queue a message for storing; the future gives its id once committed."""
-        return self._submit(message)
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._put(message, future)
+        return future
 
     def submit_fault(self, fault: _FaultRow) -> concurrent.futures.Future[int]:
         """Queue a fault record; the future gives its id once committed."""
-        return self._submit(fault)
-
-    def _submit(self, item: PreparedMessage | _FaultRow) -> concurrent.futures.Future[int]:
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._put(fault, future)
+        return future
+
+    def submit_message_async(self, message: PreparedMessage) -> asyncio.Future[int]:
+        """As submit_message, for a coroutine running in an event loop."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._put(message, future)
+        return future
+
+    def submit_fault_async(self, fault: _FaultRow) -> asyncio.Future[int]:
+        """As submit_fault, for a coroutine running in an event loop."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._put(fault, future)
+        return future
+
+    def _put(
+        self,
+        item: PreparedMessage | _FaultRow,
+        future: concurrent.futures.Future[int] | asyncio.Future[int],
+    ) -> None:
         if self._stopped:
             future.set_exception(RuntimeError("the writer is stopped"))
         else:
             self._queue.put((item, future))
-        return future
 
     def _run(self) -> None:
         while True:
@@ -801,25 +834,33 @@ class BatchWriter:
                 return
 
     def _write(self, jobs: list[_Job]) -> None:
-        messages = [(i, j) for i, j in enumerate(jobs) if isinstance(j[0], PreparedMessage)]
-        faults = [(i, j) for i, j in enumerate(jobs) if isinstance(j[0], _FaultRow)]
+        messages = [m for m, _ in jobs if isinstance(m, PreparedMessage)]
+        faults = [f for f, _ in jobs if isinstance(f, _FaultRow)]
+        results: list[int | BaseException]
         try:
-            ids, fault_ids = self.store.write_batch(
-                [j[0] for _, j in messages],  # type: ignore[misc]
-                [j[0] for _, j in faults],  # type: ignore[misc]
-            )
+            ids, fault_ids = self.store.write_batch(messages, faults)
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
-            for _, future in jobs:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        # A waiter that gave up (its client hung up) finds its message stored anyway.
-        for (_, (_, future)), new_id in zip(messages, ids, strict=True):
-            if not future.done():
-                future.set_result(new_id)
-        for (_, (_, future)), new_id in zip(faults, fault_ids, strict=True):
-            if not future.done():
-                future.set_result(new_id)
+            results = [exc] * len(jobs)
+        else:
+            new_ids, new_fault_ids = iter(ids), iter(fault_ids)
+            results = [
+                next(new_ids) if isinstance(item, PreparedMessage) else next(new_fault_ids)
+                for item, _ in jobs
+            ]
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[int], Any]]] = {}
+        for (_, future), result in zip(jobs, results, strict=True):
+            if isinstance(future, asyncio.Future):
+                by_loop.setdefault(future.get_loop(), []).append((future, result))
+            elif not future.done():
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        for loop, pending in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_async, pending)
+            except RuntimeError:
+                pass  # the loop is closed: nobody is waiting any more
 
     def close(self) -> None:
         """Write what is queued, then stop the thread."""
