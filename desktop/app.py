@@ -40,16 +40,27 @@ def prepare_qt() -> None:
 
 
 def install_signal_handlers(app: object) -> object:
-    """Make Ctrl-C and SIGTERM quit the Qt event loop; returns the wake-up timer."""
+    """Make Ctrl-C and SIGTERM quit the Qt event loop; returns the wake-up timer.
+
+    A signal that arrives before the event loop runs is remembered: the timer's first
+    tick inside the loop quits then (QCoreApplication.quit does nothing before exec).
+    """
     from PySide6.QtCore import QCoreApplication, QTimer
 
+    requested: list[int] = []
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        requested.append(signum)
         QCoreApplication.quit()
+
+    def wake_up() -> None:
+        if requested:
+            QCoreApplication.quit()
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     timer = QTimer()
-    timer.timeout.connect(lambda: None)  # lets Python run its signal handlers
+    timer.timeout.connect(wake_up)  # also lets Python run its signal handlers at all
     timer.start(WAKE_UP_MS)
     return timer
 

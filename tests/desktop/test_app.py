@@ -1,0 +1,90 @@
+"""Start-up and shutdown of the window process: display check, Ctrl-C/SIGTERM, clean exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from desktop import app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_display_available_needs_a_display_or_a_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DISPLAY, WAYLAND_DISPLAY or QT_QPA_PLATFORM (on Linux) there is no display."""
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert app.display_available() is False
+    monkeypatch.setenv("DISPLAY", ":99")
+    assert app.display_available() is True
+    monkeypatch.delenv("DISPLAY")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert app.display_available() is True
+
+
+def test_run_gui_without_a_display_says_so_and_suggests_serve(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], data_dir: Path
+) -> None:
+    """run_gui with no display prints one line naming `mailroom serve` and returns non-zero."""
+    monkeypatch.setattr(app, "display_available", lambda: False)
+    code = app.run_gui(Settings(data_dir=data_dir), run_catcher=True, run_worker=True, workers=1)
+    assert code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mailroom serve" in err[0]
+
+
+def _wait_port(port: int, deadline: float) -> bool:
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_window_process_stops_cleanly_on_a_signal(
+    signum: int, data_dir: Path, free_port: Callable[[], int]
+) -> None:
+    """The GUI process quits on SIGTERM / Ctrl-C with exit code 0 and frees its ports."""
+    smtp_port, http_port = free_port(), free_port()
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from core.settings import Settings
+        from desktop.app import run_gui
+        settings = Settings(data_dir=Path({str(data_dir)!r}), smtp_port={smtp_port},
+                            http_port={http_port})
+        sys.exit(run_gui(settings, run_catcher=True, run_worker=True, workers=1))
+    """)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert _wait_port(http_port, time.monotonic() + 30), "the window never started"
+        assert _wait_port(smtp_port, time.monotonic() + 5)
+        # The signal may well arrive before the event loop runs: it must not be lost.
+        started = time.monotonic()
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode(errors="replace")[-2000:]
+        assert time.monotonic() - started < 10
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    for port in (smtp_port, http_port):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free again

@@ -1,0 +1,262 @@
+"""The window's item models, without widgets, over real stores: qtmodeltester and paging."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QThread
+
+from core.engine import Engine
+from desktop.models.attachments import AttachmentsModel
+from desktop.models.chaos import ChaosRulesModel, FaultsModel
+from desktop.models.inbox import PAGE_SIZE, InboxModel
+from desktop.models.outbox import AttemptsModel, OutboxModel
+from desktop.models.users import UsersModel
+from desktop.tasks import Refresher, TaskRunner
+from mailcatcher.chaos import ChaosRule
+from mailcatcher.parsing import parse_message
+from mailcatcher.store import MessageStore, prepare_message
+from tests.desktop.conftest import PASSWORD, gui_settings
+
+
+def make_raw(n: int, subject: str | None = None, body: str = "hello") -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"sender{n}@example.com"
+    msg["To"] = "inbox@example.com"
+    msg["Subject"] = subject or f"Message number {n}"
+    msg["Message-ID"] = f"<m{n}@example.com>"
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+def fill(store: MessageStore, count: int, start: int = 0, word: str = "") -> None:
+    """Store count messages in one transaction; every tenth body holds `word`."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    store.add_prepared([
+        prepare_message(make_raw(n, body=f"body {word if n % 10 == 0 else ''}"),
+                        mail_from="a@example.com", rcpt_tos=["inbox@example.com"],
+                        peer="127.0.0.1:1", received_at=base + timedelta(seconds=n))
+        for n in range(start, start + count)
+    ])
+
+
+@pytest.fixture
+def store(data_dir: Path) -> Iterator[MessageStore]:
+    s = MessageStore(data_dir / "mail.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def runner(qapp: Any) -> Iterator[TaskRunner]:
+    r = TaskRunner()
+    yield r
+    r.shutdown()
+
+
+@pytest.fixture
+def engine(data_dir: Path, free_port: Callable[[], int]) -> Iterator[Engine]:
+    """An engine whose SMTP server is absent: emails stay queued (no worker runs)."""
+    e = Engine(gui_settings(data_dir, free_port(), free_port()))
+    yield e
+    e.close()
+
+
+def test_users_model_passes_modeltester_and_inserts_new_users_on_top(
+    qtbot: Any, qtmodeltester: Any, engine: Engine
+) -> None:
+    """New users are inserted at the top (no reset), so a view keeps its selection."""
+    for name in ("ada", "grace"):
+        engine.register(f"{name}@example.com", PASSWORD, name.title())
+    model = UsersModel()
+    model.set_rows(engine.list_users())
+    qtmodeltester.check(model)
+    assert model.data(model.index(0, model.COL_EMAIL)) == "grace@example.com"
+
+    engine.register("alan@example.com", PASSWORD, "Alan")
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    with qtbot.waitSignal(model.rowsInserted) as inserted:
+        model.set_rows(engine.list_users())
+    assert inserted.args[1:] == [0, 0]
+    assert resets == []
+    assert [model.data(model.index(r, model.COL_EMAIL)) for r in range(3)] == [
+        "alan@example.com", "grace@example.com", "ada@example.com"]
+    qtmodeltester.check(model)
+
+
+def test_users_model_reports_changed_rows_only(qtbot: Any, engine: Engine) -> None:
+    """A changed row (activation) emits dataChanged for that row, not a reset."""
+    engine.register("ada@example.com", PASSWORD, "Ada")
+    model = UsersModel()
+    rows = engine.list_users()
+    model.set_rows(rows)
+    changed = [dataclasses.replace(rows[0], status="active")]
+    with qtbot.waitSignal(model.dataChanged) as signal:
+        model.set_rows(changed)
+    assert signal.args[0].row() == 0
+    assert model.data(model.index(0, model.COL_STATUS)) == "active"
+
+
+def test_outbox_and_attempts_models_pass_modeltester(
+    qtmodeltester: Any, runtime: Any, qtbot: Any
+) -> None:
+    """Outbox rows and delivery attempts from a real delivery show state, reply and timing."""
+    engine = runtime.engine
+    engine.register("ada@example.com", PASSWORD, "Ada")
+    qtbot.waitUntil(lambda: engine.list_outbox()[0].status == "sent", timeout=15000)
+    outbox = OutboxModel()
+    outbox.set_rows(engine.list_outbox())
+    qtmodeltester.check(outbox)
+    assert outbox.data(outbox.index(0, outbox.COL_STATUS)) == "sent"
+    attempts = AttemptsModel()
+    attempts.set_rows(engine.list_attempts(outbox.row_at(0).id))
+    qtmodeltester.check(attempts)
+    assert attempts.data(attempts.index(0, attempts.COL_CODE)) == "250"
+    assert attempts.data(attempts.index(0, attempts.COL_DURATION)).endswith(("ms", "s"))
+
+
+def test_inbox_model_loads_pages_on_demand(
+    qtbot: Any, store: MessageStore, runner: TaskRunner
+) -> None:
+    """The inbox knows the total at once but fetches only the pages that are looked at."""
+    total = PAGE_SIZE * 2 + 50
+    fill(store, total)
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+    assert model.rowCount() == total
+    assert model.message_at(0).subject == f"Message number {total - 1}"  # newest first
+    last = total - 1
+    assert model.message_at(last) is None  # not fetched yet
+    assert model.data(model.index(last, model.COL_SUBJECT)) == "…"
+    with qtbot.waitSignal(model.page_loaded, timeout=10000) as loaded:
+        pass
+    assert loaded.args == [2]
+    assert model.message_at(last).subject == "Message number 0"
+    assert model.message_at(PAGE_SIZE) is None  # the page in between was never asked for
+
+
+def test_inbox_model_passes_modeltester(
+    qtbot: Any, qtmodeltester: Any, store: MessageStore, runner: TaskRunner
+) -> None:
+    """The windowed inbox model is a well-behaved table (placeholders included)."""
+    fill(store, 30)
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+    qtmodeltester.check(model)
+
+
+def test_inbox_model_inserts_new_mail_on_top(
+    qtbot: Any, store: MessageStore, runner: TaskRunner
+) -> None:
+    """Mail arriving while the list is shown is inserted above, without a reset."""
+    fill(store, 5)
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    fill(store, 2, start=5)
+    with qtbot.waitSignals([model.rowsInserted, model.refreshed], timeout=10000):
+        model.refresh()
+    assert resets == []
+    assert model.rowCount() == 7
+    assert model.message_at(0).subject == "Message number 6"
+
+
+def test_inbox_model_search_filters_off_the_gui_thread(
+    qtbot: Any, store: MessageStore, runner: TaskRunner
+) -> None:
+    """Search narrows the list to matching messages; clearing it brings all back."""
+    fill(store, 100, word="zebra")
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.set_search("zebra")
+    assert model.rowCount() == 10
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.set_search("")
+    assert model.rowCount() == 100
+
+
+def test_chaos_models_pass_modeltester(qtmodeltester: Any, runtime: Any, qtbot: Any) -> None:
+    """Rules and recorded faults show their effect and cause (rule or server)."""
+    import smtplib
+
+    store = runtime.store
+    store.add_chaos_rule(ChaosRule(stage="rcpt", code=451, delay_ms=10, match="*@slow.test"))
+    rules = ChaosRulesModel()
+    rules.set_rows(store.list_chaos_rules())
+    qtmodeltester.check(rules)
+    assert rules.data(rules.index(0, rules.COL_EFFECT)).startswith("delay 10 ms, then 451")
+    host, port = runtime.smtp_address
+    with smtplib.SMTP(host, port, timeout=10) as smtp:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtp.sendmail("a@example.com", ["x@slow.test"], b"Subject: x\r\n\r\nx\r\n")
+    qtbot.waitUntil(lambda: len(store.list_faults(limit=10)) >= 1, timeout=10000)
+    faults = FaultsModel()
+    faults.set_rows(store.list_faults(limit=10))
+    qtmodeltester.check(faults)
+    causes = {faults.data(faults.index(r, faults.COL_CAUSE)) for r in range(faults.rowCount())}
+    assert any(c.startswith("rule #") for c in causes)
+
+
+def test_attachments_model_passes_modeltester(qtmodeltester: Any) -> None:
+    """Attachments list their decoded name, type and size."""
+    msg = EmailMessage()
+    msg["Subject"] = "files"
+    msg.set_content("see attached")
+    msg.add_attachment(b"x" * 2048, maintype="application", subtype="pdf", filename="report.pdf")
+    model = AttachmentsModel()
+    model.set_rows(list(parse_message(msg.as_bytes()).attachments))
+    qtmodeltester.check(model)
+    assert [model.data(model.index(0, c)) for c in (0, 1, 2)] == [
+        "report.pdf", "application/pdf", "2.0 KiB"]
+
+
+def test_task_runner_delivers_results_in_the_gui_thread(qtbot: Any, runner: TaskRunner) -> None:
+    """Work runs on a pool thread; its callback runs in the GUI thread."""
+    gui = QThread.currentThread()
+    seen: dict[str, Any] = {}
+
+    def work() -> str:
+        seen["worker"] = threading.current_thread() is not threading.main_thread()
+        return "done"
+
+    runner.submit(work, lambda result: seen.update(result=result,
+                                                   gui=QThread.currentThread() == gui))
+    qtbot.waitUntil(lambda: "result" in seen, timeout=5000)
+    assert seen == {"worker": True, "result": "done", "gui": True}
+
+
+def test_refresher_coalesces_requests_made_while_a_query_runs(
+    qtbot: Any, runner: TaskRunner
+) -> None:
+    """Many refresh requests during a slow query cause exactly one more query, not many."""
+    calls: list[int] = []
+    applied: list[int] = []
+    gate = threading.Event()
+
+    def make_job() -> Callable[[], int]:
+        def job() -> int:
+            calls.append(1)
+            gate.wait(5)
+            return len(calls)
+        return job
+
+    refresher = Refresher(runner, make_job, applied.append)
+    refresher.request()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=5000)
+    for _ in range(10):
+        refresher.request()
+    gate.set()
+    qtbot.waitUntil(lambda: len(applied) == 2 and not refresher.busy, timeout=5000)
+    assert len(calls) == 2
