@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from huey import SqliteHuey
+from huey import Huey
+from huey.storage import SqliteStorage
 
 from core.settings import Settings
 
@@ -19,13 +20,24 @@ QUEUE_NAME = "mailroom"
 DELIVER_TASK_NAME = "deliver"
 
 
+class _QueueStorage(SqliteStorage):  # type: ignore[misc]
+    """Huey's SQLite storage with synchronous=NORMAL (WAL): durable across a killed
+    process, without an fsync on every enqueue and dequeue (FULL costs ~0.3 ms each)."""
+
+    def _create_connection(self) -> Any:
+        conn = super()._create_connection()
+        conn.execute("pragma synchronous=NORMAL")
+        return conn
+
+
 class DeliveryQueue:
     """The Huey queue of delivery tasks for one data directory."""
 
     def __init__(self, settings: Settings, deliver: Callable[[int], None]) -> None:
         settings.queue_db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.huey = SqliteHuey(
+        self.huey = Huey(
             name=QUEUE_NAME,
+            storage_class=_QueueStorage,
             filename=str(settings.queue_db_path),
             results=False,
             store_none=False,
