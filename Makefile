@@ -15,8 +15,12 @@ serve: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: setup
-	$(BIN)/python -m bench.run_all
+bench: setup $(VENV)/.bench-installed
+	$(BIN)/python -m bench.run_all $(BENCH_ARGS)
+
+$(VENV)/.bench-installed: pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
 
 screenshot: setup
 	$(BIN)/python scripts/screenshot.py docs/screenshot.png
