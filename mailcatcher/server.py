@@ -11,11 +11,14 @@ What the server promises:
 * Bound to 127.0.0.1 unless told otherwise; advertises SIZE (the size limit),
   8BITMIME and SMTPUTF8; lines up to `line_length_limit` bytes (1 MiB by default,
   not SMTP's 1,000) are accepted.
-* The stored bytes are exactly the DATA bytes after SMTP dot-unstuffing, which
-  aiosmtpd (>= 1.4.5, SMTP-smuggling fix) applies only to lines that begin after a
-  CRLF. Bare LF line endings are accepted, kept as they are and flagged in the
-  message's notes; a sender that dot-stuffs after a bare LF (smtplib does) has its
-  extra dot kept and flagged too (aiosmtpd issue #561). `\\n.\\r\\n` never ends DATA.
+* The stored bytes are exactly the DATA bytes after SMTP dot-unstuffing, by the
+  rules of aiosmtpd >= 1.4.5 (its SMTP-smuggling fix): a line ends only at CRLF,
+  DATA ends only at CRLF "." CRLF, and a stuffed dot is removed only from a line
+  that begins after a CRLF. (`CatchingSMTP.smtp_DATA` applies these rules itself so
+  that it can collect the message in one buffer.) Bare LF line endings are accepted,
+  kept as they are and flagged in the message's notes; a sender that dot-stuffs
+  after a bare LF (smtplib does) has its extra dot kept and flagged too (aiosmtpd
+  issue #561). `\\n.\\r\\n` and its cousins never end DATA.
 * Over the size limit the reply is `552 5.3.4 Message size exceeds the limit of N
   bytes`, and the rejection is written to the fault log (rule_id None).
 * The 250 reply is sent only after the message is committed to the store.
@@ -47,7 +50,7 @@ from mailcatcher.chaos import (
     Stage,
     decide,
 )
-from mailcatcher.store import BatchWriter, MessageStore, make_fault_row, prepare_message
+from mailcatcher.store import BaseMessageStore, BatchWriter, make_fault_row, prepare_message
 
 __all__ = ["CatcherServer", "CatchingHandler", "CatchingSMTP"]
 
@@ -94,7 +97,7 @@ class CatchingHandler:
 
     def __init__(
         self,
-        store: MessageStore,
+        store: BaseMessageStore,
         writer: BatchWriter,
         *,
         executor: concurrent.futures.Executor | None = None,
@@ -513,7 +516,7 @@ class CatcherServer:
 
     def __init__(
         self,
-        store: MessageStore,
+        store: BaseMessageStore,
         *,
         host: str = "127.0.0.1",
         port: int = 1025,

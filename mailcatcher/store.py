@@ -25,21 +25,28 @@ import queue
 import re
 import sqlite3
 import threading
+import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, Self
 
 from mailcatcher.chaos import ChaosRule, FaultKind, FaultRecord
 from mailcatcher.parsing import ParsedMessage, parse_message
 
 __all__ = [
+    "BaseMessageStore",
     "BatchWriter",
     "ChangeWatcher",
+    "MemoryMessageStore",
     "MessageStore",
     "MessageSummary",
+    "PendingFault",
     "PreparedMessage",
+    "Watcher",
+    "make_fault_row",
     "prepare_message",
 ]
 
@@ -159,7 +166,9 @@ class PreparedMessage:
 
 
 @dataclass(frozen=True)
-class _FaultRow:
+class PendingFault:
+    """A fault record not yet written (see make_fault_row and BatchWriter.submit_fault)."""
+
     stage: str
     kind: FaultKind
     peer: str
@@ -278,6 +287,179 @@ def fts_query(search: str) -> str | None:
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
 
 
+class Watcher(Protocol):
+    """A change signal: changed() says whether the store changed since it was last asked."""
+
+    def changed(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class BaseMessageStore(ABC):
+    """What every message store promises; `MessageStore` (SQLite) and `MemoryMessageStore`.
+
+    Messages are listed newest first; ids grow and are never reused. Search takes
+    words that must all occur, each as a word prefix, in the subject, the addresses
+    (envelope and headers) or the body text; case and diacritics are ignored.
+    """
+
+    # -- messages --------------------------------------------------------------------
+
+    def add_message(
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_tos: Sequence[str],
+        peer: str,
+        received_at: datetime | None = None,
+        notes: Sequence[str] = (),
+    ) -> int:
+        """Store one message (parsing it for the summary); returns its id."""
+        prepared = prepare_message(
+            raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer,
+            received_at=received_at, notes=notes,
+        )
+        return self.add_prepared([prepared])[0]
+
+    def add_prepared(self, items: Sequence[PreparedMessage]) -> list[int]:
+        """Store already prepared messages in one transaction; returns their ids in order."""
+        ids, _ = self.write_batch(items, ())
+        return ids
+
+    @abstractmethod
+    def write_batch(
+        self, messages: Sequence[PreparedMessage], faults: Sequence[PendingFault]
+    ) -> tuple[list[int], list[int]]:
+        """Store messages and fault records all at once (all or nothing); returns their ids.
+
+        A message whose Message-ID was seen before gets duplicate_of = the first one's id.
+        """
+
+    @abstractmethod
+    def list_messages(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        search: str | None = None,
+        before_id: int | None = None,
+    ) -> list[MessageSummary]:
+        """Messages newest first, paged by offset (or by keyset: ids below before_id)."""
+
+    @abstractmethod
+    def count_messages(self, search: str | None = None) -> int:
+        """How many messages there are (matching search, if given)."""
+
+    @abstractmethod
+    def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
+        """Messages with an id above after_id, oldest first (for following new arrivals)."""
+
+    @abstractmethod
+    def get_message(self, message_id: int) -> MessageSummary | None:
+        """The summary of one message, or None."""
+
+    @abstractmethod
+    def get_raw(self, message_id: int) -> bytes | None:
+        """The message's bytes exactly as received (after SMTP dot-unstuffing), or None."""
+
+    @abstractmethod
+    def find_by_message_id(self, header_message_id: str) -> list[MessageSummary]:
+        """Every message with this Message-ID (with or without angle brackets), oldest first."""
+
+    @abstractmethod
+    def delete_messages(self, ids: Iterable[int]) -> int:
+        """Delete these messages; returns how many existed."""
+
+    @abstractmethod
+    def clear_messages(self) -> int:
+        """Delete every message; returns how many there were."""
+
+    @abstractmethod
+    def mark_read(self, ids: Iterable[int], read: bool = True) -> None:
+        """Set or clear the read flag of these messages."""
+
+    # -- chaos rules -----------------------------------------------------------------
+
+    @abstractmethod
+    def add_chaos_rule(self, rule: ChaosRule) -> ChaosRule:
+        """Keep a rule; returns it with its id. Servers apply it from their next connection."""
+
+    @abstractmethod
+    def list_chaos_rules(self) -> list[ChaosRule]:
+        """Every rule, in the order they were added."""
+
+    @abstractmethod
+    def remove_chaos_rule(self, rule_id: int) -> bool:
+        """Remove one rule; False if there was no such rule."""
+
+    @abstractmethod
+    def clear_chaos_rules(self) -> int:
+        """Remove every rule; returns how many there were."""
+
+    @abstractmethod
+    def set_chaos_enabled(self, enabled: bool) -> None:
+        """The master switch: off keeps the rules but applies none."""
+
+    @abstractmethod
+    def chaos_enabled(self) -> bool:
+        """The master switch (on unless turned off)."""
+
+    def active_chaos_rules(self) -> list[ChaosRule]:
+        """The rules in force right now: none when the master switch is off."""
+        return self.list_chaos_rules() if self.chaos_enabled() else []
+
+    # -- faults ----------------------------------------------------------------------
+
+    def record_fault(
+        self,
+        *,
+        stage: str,
+        kind: FaultKind,
+        peer: str,
+        reply: str,
+        rule_id: int | None = None,
+        mail_from: str = "",
+        rcpt_to: Sequence[str] = (),
+        delay_ms: int = 0,
+        created_at: datetime | None = None,
+    ) -> int:
+        """Log one injected fault or rejection; returns its id."""
+        row = make_fault_row(
+            stage=stage, kind=kind, peer=peer, reply=reply, rule_id=rule_id,
+            mail_from=mail_from, rcpt_to=rcpt_to, delay_ms=delay_ms, created_at=created_at,
+        )
+        return self.write_batch((), [row])[1][0]
+
+    @abstractmethod
+    def list_faults(self, *, limit: int = 100, after_id: int = 0) -> list[FaultRecord]:
+        """The fault log, oldest first.
+
+        With after_id > 0: the first `limit` faults after that id (to follow the log).
+        With after_id = 0: the latest `limit` faults.
+        """
+
+    @abstractmethod
+    def clear_faults(self) -> int:
+        """Empty the fault log; returns how many entries there were."""
+
+    # -- life ------------------------------------------------------------------------
+
+    @abstractmethod
+    def change_watcher(self) -> Watcher:
+        """A watcher whose changed() says whether anything was committed since last asked."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's resources; it cannot be used afterwards."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class ChangeWatcher:
     """Says whether anyone (any connection, any process) committed to the store since last asked.
 
@@ -308,7 +490,7 @@ class ChangeWatcher:
             self._conn.close()
 
 
-class MessageStore:
+class MessageStore(BaseMessageStore):
     """Captured messages, chaos rules and the fault log in one SQLite file."""
 
     def __init__(self, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
@@ -388,38 +570,10 @@ class MessageStore:
             except sqlite3.ProgrammingError:
                 pass
 
-    def __enter__(self) -> MessageStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # -- messages: writing -------------------------------------------------------------
 
-    def add_message(
-        self,
-        raw: bytes,
-        *,
-        mail_from: str,
-        rcpt_tos: Sequence[str],
-        peer: str,
-        received_at: datetime | None = None,
-        notes: Sequence[str] = (),
-    ) -> int:
-        """Store one message (parsing it for the summary); returns its id."""
-        prepared = prepare_message(
-            raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=peer,
-            received_at=received_at, notes=notes,
-        )
-        return self.add_prepared([prepared])[0]
-
-    def add_prepared(self, items: Sequence[PreparedMessage]) -> list[int]:
-        """Store already prepared messages in one transaction; returns their ids in order."""
-        ids, _ = self.write_batch(items, ())
-        return ids
-
     def write_batch(
-        self, messages: Sequence[PreparedMessage], faults: Sequence[_FaultRow]
+        self, messages: Sequence[PreparedMessage], faults: Sequence[PendingFault]
     ) -> tuple[list[int], list[int]]:
         """Insert messages and fault records in one transaction (the group commit)."""
         with self._write() as conn:
@@ -456,7 +610,7 @@ class MessageStore:
         return message_id
 
     @staticmethod
-    def _insert_fault(conn: sqlite3.Connection, f: _FaultRow) -> int:
+    def _insert_fault(conn: sqlite3.Connection, f: PendingFault) -> int:
         cur = conn.execute(
             "INSERT INTO faults (created_at, stage, kind, peer, rule_id, reply, mail_from,"
             " rcpt_to, delay_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -630,10 +784,6 @@ class MessageStore:
                 continue  # a row written by hand that is not a valid rule is ignored
         return rules
 
-    def active_chaos_rules(self) -> list[ChaosRule]:
-        """The rules in force right now: none when the master switch is off."""
-        return self.list_chaos_rules() if self.chaos_enabled() else []
-
     def remove_chaos_rule(self, rule_id: int) -> bool:
         """Remove one rule; False if there was no such rule."""
         with self._write() as conn:
@@ -663,26 +813,6 @@ class MessageStore:
         return row is None or row[0] == "1"
 
     # -- faults ----------------------------------------------------------------------
-
-    def record_fault(
-        self,
-        *,
-        stage: str,
-        kind: FaultKind,
-        peer: str,
-        reply: str,
-        rule_id: int | None = None,
-        mail_from: str = "",
-        rcpt_to: Sequence[str] = (),
-        delay_ms: int = 0,
-        created_at: datetime | None = None,
-    ) -> int:
-        """Log one injected fault or rejection; returns its id."""
-        row = make_fault_row(
-            stage=stage, kind=kind, peer=peer, reply=reply, rule_id=rule_id,
-            mail_from=mail_from, rcpt_to=rcpt_to, delay_ms=delay_ms, created_at=created_at,
-        )
-        return self.write_batch((), [row])[1][0]
 
     def list_faults(self, *, limit: int = 100, after_id: int = 0) -> list[FaultRecord]:
         """The fault log, oldest first.
@@ -738,15 +868,15 @@ def make_fault_row(
     rcpt_to: Sequence[str] = (),
     delay_ms: int = 0,
     created_at: datetime | None = None,
-) -> _FaultRow:
+) -> PendingFault:
     """A fault record waiting to be written (see BatchWriter.submit_fault)."""
-    return _FaultRow(
+    return PendingFault(
         stage=stage, kind=kind, peer=peer, rule_id=rule_id, reply=reply, mail_from=mail_from,
         rcpt_to=tuple(rcpt_to), delay_ms=delay_ms, created_at=created_at or _utcnow(),
     )
 
 
-_Job = tuple[PreparedMessage | _FaultRow, "concurrent.futures.Future[int] | asyncio.Future[int]"]
+_Job = tuple[PreparedMessage | PendingFault, "concurrent.futures.Future[int] | asyncio.Future[int]"]
 
 
 def _settle_async(results: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
@@ -771,7 +901,7 @@ class BatchWriter:
     gave up (its client hung up) does not stop the write: what was received is kept.
     """
 
-    def __init__(self, store: MessageStore, *, max_batch: int = 256) -> None:
+    def __init__(self, store: BaseMessageStore, *, max_batch: int = 256) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -785,7 +915,7 @@ class BatchWriter:
         self._put(message, future)
         return future
 
-    def submit_fault(self, fault: _FaultRow) -> concurrent.futures.Future[int]:
+    def submit_fault(self, fault: PendingFault) -> concurrent.futures.Future[int]:
         """Queue a fault record; the future gives its id once committed."""
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._put(fault, future)
@@ -797,7 +927,7 @@ class BatchWriter:
         self._put(message, future)
         return future
 
-    def submit_fault_async(self, fault: _FaultRow) -> asyncio.Future[int]:
+    def submit_fault_async(self, fault: PendingFault) -> asyncio.Future[int]:
         """As submit_fault, for a coroutine running in an event loop."""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._put(fault, future)
@@ -805,7 +935,7 @@ class BatchWriter:
 
     def _put(
         self,
-        item: PreparedMessage | _FaultRow,
+        item: PreparedMessage | PendingFault,
         future: concurrent.futures.Future[int] | asyncio.Future[int],
     ) -> None:
         if self._stopped:
@@ -835,7 +965,7 @@ class BatchWriter:
 
     def _write(self, jobs: list[_Job]) -> None:
         messages = [m for m, _ in jobs if isinstance(m, PreparedMessage)]
-        faults = [f for f, _ in jobs if isinstance(f, _FaultRow)]
+        faults = [f for f, _ in jobs if isinstance(f, PendingFault)]
         results: list[int | BaseException]
         try:
             ids, fault_ids = self.store.write_batch(messages, faults)
@@ -868,3 +998,264 @@ class BatchWriter:
             self._stopped = True
             self._queue.put(None)
             self._thread.join()
+
+
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _words(text: str) -> list[str]:
+    """Words as the SQLite store's FTS5 tokenizer sees them (letters and digits, folded)."""
+    return _WORD_RE.findall(_fold(text))
+
+
+def _has_phrase(columns: Sequence[list[str]], phrase: list[str]) -> bool:
+    """True if a column holds the words of phrase in a row, the last one as a prefix."""
+    n = len(phrase)
+    for words in columns:
+        for i in range(len(words) - n + 1):
+            if words[i : i + n - 1] == phrase[:-1] and words[i + n - 1].startswith(phrase[-1]):
+                return True
+    return False
+
+
+@dataclass
+class _MemoryRow:
+    summary: MessageSummary
+    raw: bytes
+    words: tuple[list[str], list[str], list[str]]  # subject, addresses, body
+
+
+class _MemoryWatcher:
+    def __init__(self, store: MemoryMessageStore) -> None:
+        self._store = store
+        self._seen = store._version
+
+    def changed(self) -> bool:
+        version = self._store._version
+        if version != self._seen:
+            self._seen = version
+            return True
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryMessageStore(BaseMessageStore):
+    """The in-memory twin of MessageStore: the same promises, nothing on disk.
+
+    For tests and previews; it forgets everything when the process ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._rows: dict[int, _MemoryRow] = {}
+        self._first_by_key: dict[str, int] = {}
+        self._last_id = 0
+        self._rules: dict[int, ChaosRule] = {}
+        self._last_rule_id = 0
+        self._enabled = True
+        self._faults: dict[int, FaultRecord] = {}
+        self._last_fault_id = 0
+        self._version = 0
+        self._closed = False
+
+    def _check(self) -> None:
+        if self._closed:
+            raise RuntimeError("the message store is closed")
+
+    def _changed(self) -> None:
+        self._version += 1
+
+    def close(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._closed = True
+            self._rows.clear()
+
+    def write_batch(
+        self, messages: Sequence[PreparedMessage], faults: Sequence[PendingFault]
+    ) -> tuple[list[int], list[int]]:
+        with self._lock:
+            self._check()
+            ids = []
+            for m in messages:
+                self._last_id += 1
+                key = message_id_key(m.message_id)
+                duplicate_of = self._first_by_key.get(key) if key is not None else None
+                if key is not None and duplicate_of is None:
+                    self._first_by_key[key] = self._last_id
+                summary = MessageSummary(
+                    id=self._last_id, received_at=m.received_at.astimezone(UTC),
+                    mail_from=m.mail_from, rcpt_to=m.rcpt_to, peer=m.peer, subject=m.subject,
+                    from_=m.from_, to=m.to, date=m.date, size=len(m.raw),
+                    attachment_count=m.attachment_count, message_id=m.message_id,
+                    duplicate_of=duplicate_of, read=False, notes=m.notes,
+                )
+                words = (_words(m.subject), _words(m.search_addresses), _words(m.search_body))
+                self._rows[self._last_id] = _MemoryRow(summary, bytes(m.raw), words)
+                ids.append(self._last_id)
+            fault_ids = []
+            for f in faults:
+                self._last_fault_id += 1
+                self._faults[self._last_fault_id] = FaultRecord(
+                    id=self._last_fault_id, created_at=f.created_at.astimezone(UTC),
+                    stage=f.stage, kind=f.kind, peer=f.peer, rule_id=f.rule_id, reply=f.reply,
+                    mail_from=f.mail_from, rcpt_to=f.rcpt_to, delay_ms=f.delay_ms,
+                )
+                fault_ids.append(self._last_fault_id)
+            if ids or fault_ids:
+                self._changed()
+            return ids, fault_ids
+
+    def _matching(self, search: str | None) -> list[_MemoryRow]:
+        rows = list(self._rows.values())
+        if not search or not search.strip():
+            return rows
+        phrases = [p for p in (_words(term) for term in search.split()) if p]
+        if not phrases:
+            return []
+        return [r for r in rows if all(_has_phrase(r.words, p) for p in phrases)]
+
+    def list_messages(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        search: str | None = None,
+        before_id: int | None = None,
+    ) -> list[MessageSummary]:
+        with self._lock:
+            self._check()
+            rows = self._matching(search)
+        if before_id is not None:
+            rows = [r for r in rows if r.summary.id < before_id]
+        rows.sort(key=lambda r: r.summary.id, reverse=True)
+        start = max(0, int(offset))
+        return [r.summary for r in rows[start : start + max(0, int(limit))]]
+
+    def count_messages(self, search: str | None = None) -> int:
+        with self._lock:
+            self._check()
+            return len(self._matching(search))
+
+    def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
+        with self._lock:
+            self._check()
+            ids = sorted(i for i in self._rows if i > after_id)[: max(0, int(limit))]
+            return [self._rows[i].summary for i in ids]
+
+    def get_message(self, message_id: int) -> MessageSummary | None:
+        with self._lock:
+            self._check()
+            row = self._rows.get(int(message_id))
+            return row.summary if row else None
+
+    def get_raw(self, message_id: int) -> bytes | None:
+        with self._lock:
+            self._check()
+            row = self._rows.get(int(message_id))
+            return row.raw if row else None
+
+    def find_by_message_id(self, header_message_id: str) -> list[MessageSummary]:
+        key = message_id_key(header_message_id)
+        with self._lock:
+            self._check()
+            if key is None:
+                return []
+            return [
+                r.summary for i, r in sorted(self._rows.items())
+                if message_id_key(r.summary.message_id) == key
+            ]
+
+    def delete_messages(self, ids: Iterable[int]) -> int:
+        with self._lock:
+            self._check()
+            deleted = sum(1 for i in set(map(int, ids)) if self._rows.pop(i, None) is not None)
+            if deleted:
+                self._changed()
+            return deleted
+
+    def clear_messages(self) -> int:
+        with self._lock:
+            self._check()
+            count = len(self._rows)
+            self._rows.clear()
+            self._changed()
+            return count
+
+    def mark_read(self, ids: Iterable[int], read: bool = True) -> None:
+        with self._lock:
+            self._check()
+            for i in ids:
+                row = self._rows.get(int(i))
+                if row is not None:
+                    row.summary = dataclasses.replace(row.summary, read=read)
+            self._changed()
+
+    def add_chaos_rule(self, rule: ChaosRule) -> ChaosRule:
+        with self._lock:
+            self._check()
+            self._last_rule_id += 1
+            saved = dataclasses.replace(rule, id=self._last_rule_id)
+            self._rules[self._last_rule_id] = saved
+            self._changed()
+            return saved
+
+    def list_chaos_rules(self) -> list[ChaosRule]:
+        with self._lock:
+            self._check()
+            return [self._rules[i] for i in sorted(self._rules)]
+
+    def remove_chaos_rule(self, rule_id: int) -> bool:
+        with self._lock:
+            self._check()
+            removed = self._rules.pop(int(rule_id), None) is not None
+            if removed:
+                self._changed()
+            return removed
+
+    def clear_chaos_rules(self) -> int:
+        with self._lock:
+            self._check()
+            count = len(self._rules)
+            self._rules.clear()
+            self._changed()
+            return count
+
+    def set_chaos_enabled(self, enabled: bool) -> None:
+        with self._lock:
+            self._check()
+            self._enabled = bool(enabled)
+            self._changed()
+
+    def chaos_enabled(self) -> bool:
+        with self._lock:
+            self._check()
+            return self._enabled
+
+    def list_faults(self, *, limit: int = 100, after_id: int = 0) -> list[FaultRecord]:
+        with self._lock:
+            self._check()
+            ids = sorted(self._faults)
+            if after_id > 0:
+                chosen = [i for i in ids if i > after_id][: max(0, int(limit))]
+            else:
+                chosen = ids[-int(limit) :] if limit > 0 else []
+            return [self._faults[i] for i in chosen]
+
+    def clear_faults(self) -> int:
+        with self._lock:
+            self._check()
+            count = len(self._faults)
+            self._faults.clear()
+            self._changed()
+            return count
+
+    def change_watcher(self) -> Watcher:
+        return _MemoryWatcher(self)

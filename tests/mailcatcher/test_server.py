@@ -12,7 +12,7 @@ from email.message import EmailMessage
 import pytest
 
 from mailcatcher.server import CatcherServer
-from mailcatcher.store import MessageStore
+from mailcatcher.store import MemoryMessageStore, MessageStore
 
 from .smtp_helpers import RawSMTP, wait_until
 
@@ -241,3 +241,14 @@ def test_stored_message_is_visible_to_another_process_reader(
         assert wait_until(lambda: reader.count_messages() == 1, timeout=2)
     finally:
         reader.close()
+
+
+def test_serves_into_the_in_memory_store(free_port: Callable[[], int]) -> None:
+    """The catcher works the same on the in-memory twin of the store."""
+    memory = MemoryMessageStore()
+    with CatcherServer(memory, port=free_port()) as server:
+        with smtplib.SMTP(*server.address, timeout=10) as client:
+            client.sendmail("a@x.test", ["b@y.test"], SIMPLE)
+    (msg,) = memory.list_messages()
+    assert memory.get_raw(msg.id) == SIMPLE and msg.subject == "hi"
+    memory.close()

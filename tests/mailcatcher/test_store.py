@@ -1,17 +1,39 @@
-"""The message store: add, list newest first, page, search, get, raw, delete, clear, duplicates,
-chaos rules, the fault log and the change signal, on a real SQLite file."""
+"""The message store contract: add, list newest first, page, search, get, raw, delete, clear,
+duplicates, chaos rules, the fault log and the change signal.
+
+Every contract test runs against both backends (the SQLite file and the in-memory
+twin); the tests that need a file (reopening, locks, other connections) use SQLite only.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mailcatcher.chaos import ChaosRule
-from mailcatcher.store import MessageStore, fts_query
+from mailcatcher.store import BaseMessageStore, MemoryMessageStore, MessageStore, fts_query
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request: pytest.FixtureRequest, data_dir: Path) -> Iterator[BaseMessageStore]:
+    """Each backend in turn: the contract holds for both."""
+    s: BaseMessageStore
+    s = MessageStore(data_dir / "mail.db") if request.param == "sqlite" else MemoryMessageStore()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def sqlite_store(data_dir: Path) -> Iterator[MessageStore]:
+    """The SQLite backend alone."""
+    s = MessageStore(data_dir / "mail.db")
+    yield s
+    s.close()
 
 
 def _mail(
@@ -29,13 +51,13 @@ def _mail(
     return (headers + extra + "\r\n" + body + "\r\n").encode()
 
 
-def _add(store: MessageStore, raw: bytes, rcpt: str = "bob@example.test") -> int:
+def _add(store: BaseMessageStore, raw: bytes, rcpt: str = "bob@example.test") -> int:
     return store.add_message(
         raw, mail_from="alice@example.test", rcpt_tos=[rcpt], peer="127.0.0.1:1"
     )
 
 
-def test_add_then_get_gives_summary_and_exact_raw(store: MessageStore) -> None:
+def test_add_then_get_gives_summary_and_exact_raw(store: BaseMessageStore) -> None:
     """A stored message comes back with its envelope, decoded summary and the exact bytes."""
     raw = _mail(
         "=?utf-8?q?Gr=C3=BC=C3=9Fe?=",
@@ -63,13 +85,13 @@ def test_add_then_get_gives_summary_and_exact_raw(store: MessageStore) -> None:
     assert store.get_raw(new_id) == raw
 
 
-def test_missing_ids_give_none(store: MessageStore) -> None:
+def test_missing_ids_give_none(store: BaseMessageStore) -> None:
     """get_message and get_raw of an id that does not exist answer None."""
     assert store.get_message(42) is None
     assert store.get_raw(42) is None
 
 
-def test_attachment_count_counts_attachments(store: MessageStore) -> None:
+def test_attachment_count_counts_attachments(store: BaseMessageStore) -> None:
     """The summary counts the attachments of a multipart message."""
     raw = (
         b"From: a@x.test\r\nTo: b@x.test\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
@@ -84,7 +106,7 @@ def test_attachment_count_counts_attachments(store: MessageStore) -> None:
     assert summary is not None and summary.attachment_count == 2
 
 
-def test_list_is_newest_first_and_pages(store: MessageStore) -> None:
+def test_list_is_newest_first_and_pages(store: BaseMessageStore) -> None:
     """list_messages returns newest first; limit/offset and before_id page without overlap."""
     ids = [_add(store, _mail(f"m{i}")) for i in range(7)]
     assert [m.id for m in store.list_messages(limit=3)] == ids[::-1][:3]
@@ -93,7 +115,7 @@ def test_list_is_newest_first_and_pages(store: MessageStore) -> None:
     assert store.count_messages() == 7
 
 
-def test_list_messages_since_follows_new_arrivals(store: MessageStore) -> None:
+def test_list_messages_since_follows_new_arrivals(store: BaseMessageStore) -> None:
     """list_messages_since gives the messages after an id, oldest first."""
     ids = [_add(store, _mail(f"m{i}")) for i in range(4)]
     assert [m.id for m in store.list_messages_since(ids[1])] == ids[2:]
@@ -116,7 +138,7 @@ def test_list_messages_since_follows_new_arrivals(store: MessageStore) -> None:
     ],
 )
 def test_search_covers_subject_addresses_and_body(
-    store: MessageStore, query: str, expected: set[str]
+    store: BaseMessageStore, query: str, expected: set[str]
 ) -> None:
     """Full-text search finds words in the subject, the addresses and the body text."""
     names = {
@@ -131,7 +153,7 @@ def test_search_covers_subject_addresses_and_body(
     assert store.count_messages(query) == len(expected)
 
 
-def test_search_reads_html_when_there_is_no_text(store: MessageStore) -> None:
+def test_search_reads_html_when_there_is_no_text(store: BaseMessageStore) -> None:
     """An HTML-only message is searchable by its words, not its tags."""
     raw = (
         b"From: a@x.test\r\nTo: b@x.test\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
@@ -142,14 +164,14 @@ def test_search_reads_html_when_there_is_no_text(store: MessageStore) -> None:
     assert store.list_messages(search="p") == []
 
 
-def test_blank_search_lists_everything(store: MessageStore) -> None:
+def test_blank_search_lists_everything(store: BaseMessageStore) -> None:
     """A search of only blanks is no search."""
     _add(store, _mail())
     assert fts_query("   ") is None
     assert len(store.list_messages(search="  ")) == 1
 
 
-def test_delete_and_clear_remove_rows_raw_and_index(store: MessageStore) -> None:
+def test_delete_and_clear_remove_rows_raw_and_index(store: BaseMessageStore) -> None:
     """delete_messages and clear_messages remove the summary, the bytes and the search entry."""
     a, b, c = (_add(store, _mail("findme", f"n{i}")) for i in range(3))
     assert store.delete_messages([a, 999]) == 1
@@ -161,14 +183,14 @@ def test_delete_and_clear_remove_rows_raw_and_index(store: MessageStore) -> None
     assert store.get_raw(b) is None
 
 
-def test_ids_are_not_reused_after_delete(store: MessageStore) -> None:
+def test_ids_are_not_reused_after_delete(store: BaseMessageStore) -> None:
     """A new message never gets the id of a deleted one (followers rely on it)."""
     first = _add(store, _mail())
     store.clear_messages()
     assert _add(store, _mail()) > first
 
 
-def test_mark_read(store: MessageStore) -> None:
+def test_mark_read(store: BaseMessageStore) -> None:
     """mark_read sets and clears the read flag."""
     a = _add(store, _mail())
     store.mark_read([a])
@@ -177,7 +199,7 @@ def test_mark_read(store: MessageStore) -> None:
     assert store.get_message(a).read is False  # type: ignore[union-attr]
 
 
-def test_duplicate_message_id_points_at_first(store: MessageStore) -> None:
+def test_duplicate_message_id_points_at_first(store: BaseMessageStore) -> None:
     """A message whose Message-ID was seen before is marked with the id of the first one."""
     first = _add(store, _mail(message_id="<dup@example.test>"))
     other = _add(store, _mail(message_id="<other@example.test>"))
@@ -192,7 +214,7 @@ def test_duplicate_message_id_points_at_first(store: MessageStore) -> None:
     assert store.find_by_message_id("") == []
 
 
-def test_bare_lf_is_flagged_not_changed(store: MessageStore) -> None:
+def test_bare_lf_is_flagged_not_changed(store: BaseMessageStore) -> None:
     """A message with bare LF line endings is stored unchanged and flagged in its notes."""
     raw = b"From: a@x.test\nSubject: lf\n\nline one\n.dot line\n"
     new_id = _add(store, raw)
@@ -202,7 +224,7 @@ def test_bare_lf_is_flagged_not_changed(store: MessageStore) -> None:
     assert "bare LF line endings" not in store.get_message(crlf).notes  # type: ignore[union-attr]
 
 
-def test_unparseable_bytes_are_stored(store: MessageStore) -> None:
+def test_unparseable_bytes_are_stored(store: BaseMessageStore) -> None:
     """Bytes that are not a message at all are still stored exactly."""
     raw = bytes(range(256)) * 4
     new_id = _add(store, raw)
@@ -223,7 +245,7 @@ def test_data_survives_reopening(data_dir: Path) -> None:
         second.close()
 
 
-def test_closed_store_refuses_new_threads(store: MessageStore) -> None:
+def test_closed_store_refuses_new_threads(store: BaseMessageStore) -> None:
     """After close(), using the store from a new thread raises instead of reopening."""
     store.close()
     errors: list[BaseException] = []
@@ -240,7 +262,7 @@ def test_closed_store_refuses_new_threads(store: MessageStore) -> None:
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError)
 
 
-def test_concurrent_writers_lose_nothing(store: MessageStore) -> None:
+def test_concurrent_writers_lose_nothing(store: BaseMessageStore) -> None:
     """Eight threads adding at once: every message stored, ids unique."""
     ids: list[int] = []
     lock = threading.Lock()
@@ -259,8 +281,9 @@ def test_concurrent_writers_lose_nothing(store: MessageStore) -> None:
     assert len(set(ids)) == 200 and store.count_messages() == 200
 
 
-def test_brief_lock_by_another_writer_is_waited_out(store: MessageStore) -> None:
+def test_brief_lock_by_another_writer_is_waited_out(sqlite_store: MessageStore) -> None:
     """A write while another connection holds the write lock waits for it instead of failing."""
+    store = sqlite_store
     other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
@@ -273,8 +296,9 @@ def test_brief_lock_by_another_writer_is_waited_out(store: MessageStore) -> None
     assert store.get_message(new_id) is not None
 
 
-def test_change_watcher_sees_commits_from_other_connections(store: MessageStore) -> None:
+def test_change_watcher_sees_commits_from_other_connections(sqlite_store: MessageStore) -> None:
     """changed() is True once after another connection commits, then False until the next."""
+    store = sqlite_store
     watcher = store.change_watcher()
     try:
         assert watcher.changed() is False
@@ -291,7 +315,24 @@ def test_change_watcher_sees_commits_from_other_connections(store: MessageStore)
         watcher.close()
 
 
-def test_chaos_rules_round_trip(store: MessageStore) -> None:
+def test_change_watcher_sees_each_kind_of_change(store: BaseMessageStore) -> None:
+    """A new message, a deletion, a rule and a fault each make changed() True once."""
+    watcher = store.change_watcher()
+    try:
+        assert watcher.changed() is False
+        new_id = _add(store, _mail())
+        assert watcher.changed() is True and watcher.changed() is False
+        store.delete_messages([new_id])
+        assert watcher.changed() is True
+        store.add_chaos_rule(ChaosRule(stage="rcpt", code=451))
+        assert watcher.changed() is True
+        store.record_fault(stage="rcpt", kind="reject", peer="p", reply="451")
+        assert watcher.changed() is True and watcher.changed() is False
+    finally:
+        watcher.close()
+
+
+def test_chaos_rules_round_trip(store: BaseMessageStore) -> None:
     """Rules are kept with an id, listed in order, removed one by one or all at once."""
     a = store.add_chaos_rule(ChaosRule(stage="rcpt", code=451, match="*@fail.test", probability=50))
     b = store.add_chaos_rule(ChaosRule(stage="data", delay_ms=1500, per="connection"))
@@ -304,7 +345,7 @@ def test_chaos_rules_round_trip(store: MessageStore) -> None:
     assert store.list_chaos_rules() == []
 
 
-def test_master_switch_keeps_rules_but_applies_none(store: MessageStore) -> None:
+def test_master_switch_keeps_rules_but_applies_none(store: BaseMessageStore) -> None:
     """With chaos off, the rules are listed but none is in force."""
     rule = store.add_chaos_rule(ChaosRule(stage="connect", code=421))
     assert store.chaos_enabled() is True
@@ -317,7 +358,7 @@ def test_master_switch_keeps_rules_but_applies_none(store: MessageStore) -> None
     assert store.active_chaos_rules() == [rule]
 
 
-def test_fault_log_order_and_following(store: MessageStore) -> None:
+def test_fault_log_order_and_following(store: BaseMessageStore) -> None:
     """list_faults: oldest first; after_id follows the log; without it, the latest `limit`."""
     ids = [
         store.record_fault(stage="rcpt", kind="reject", peer="p", reply=f"451 n{i}", rule_id=1)
