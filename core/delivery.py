@@ -135,22 +135,47 @@ def _policy(utf8: bool) -> EmailPolicy[Any]:
     return _SMTPUTF8 if utf8 else _SMTP
 
 
+# One MIME boundary per process: it only has to be absent from our own bodies, which
+# are 7bit/quoted-printable text where it cannot occur at the start of a line.
+_BOUNDARY = f"=_mailroom_{secrets.token_hex(12)}"
+
+
+def _header_block(utf8: bool, headers: list[tuple[str, Any]]) -> bytes:
+    """Header lines rendered (quoted, encoded, folded) by EmailMessage, without the blank line."""
+    pol = _policy(utf8)
+    msg = EmailMessage(policy=pol)
+    for name, value in headers:
+        msg[name] = value
+    return b"".join(pol.fold_binary(name, value) for name, value in msg.raw_items())
+
+
 @functools.lru_cache(maxsize=32)
 def _fixed_headers(sender: str, subject: str, utf8: bool) -> tuple[bytes, str]:
     """The headers that are the same for every email of a kind, rendered once by EmailMessage.
 
     Returns (header bytes, envelope sender).
     """
-    msg = EmailMessage(policy=_policy(utf8))
-    msg["From"] = sender
-    addresses = msg["From"].addresses
+    from_header = _policy(utf8).header_factory("From", sender)
+    addresses = from_header.addresses
     if len(addresses) != 1:
         raise MessageBuildError("the sender setting must hold exactly one address")
-    msg["Subject"] = subject
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["MIME-Version"] = "1.0"
-    block = msg.as_bytes(policy=_policy(utf8))
-    return block[: -len(b"\r\n")], addresses[0].addr_spec
+    block = _header_block(
+        utf8,
+        [
+            ("From", from_header),
+            ("Subject", subject),
+            ("Auto-Submitted", "auto-generated"),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY}"'),
+        ],
+    )
+    return block, addresses[0].addr_spec
+
+
+@functools.lru_cache(maxsize=4)
+def _date_header(second: int) -> bytes:
+    """The Date header for one second (rendered once per second, not once per email)."""
+    return _header_block(False, [("Date", format_datetime(datetime.fromtimestamp(second, UTC)))])
 
 
 def _mime_part(content_type: str, text: str) -> str:
@@ -185,11 +210,10 @@ def build_message(mail: OutgoingEmail) -> RenderedEmail:
     ):
         _refuse_controls(field, value)
     smtputf8 = not mail.to_local.isascii()
-    pol = _policy(smtputf8)
     try:
         fixed, mail_from = _fixed_headers(mail.sender, mail.subject, smtputf8)
         text, body_html = _body_text(mail)
-        boundary = f"=_mailroom_{secrets.token_hex(12)}"
+        boundary = _BOUNDARY
         body = (
             "This is a multi-part message in MIME format.\r\n"
             f"--{boundary}\r\n"
@@ -198,16 +222,20 @@ def build_message(mail: OutgoingEmail) -> RenderedEmail:
             + _mime_part("text/html", f"<!doctype html><html><body>{body_html}</body></html>")
             + f"--{boundary}--\r\n"
         )
-        msg = EmailMessage(policy=pol)
-        msg["To"] = Address(
-            display_name=mail.to_name, username=mail.to_local, domain=mail.to_domain
+        variable = _header_block(
+            smtputf8,
+            [
+                ("To", Address(
+                    display_name=mail.to_name, username=mail.to_local, domain=mail.to_domain
+                )),
+                ("Message-ID", mail.message_id),
+                ("X-Mailroom-Outbox-Id", str(mail.outbox_id)),
+            ],
         )
-        msg["Date"] = format_datetime(datetime.now(UTC))
-        msg["Message-ID"] = mail.message_id
-        msg["X-Mailroom-Outbox-Id"] = str(mail.outbox_id)
-        msg["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
-        msg.set_payload(body)
-        data = fixed + msg.as_bytes(policy=pol)
+        data = (
+            fixed + _date_header(int(time.time())) + variable + b"\r\n"
+            + body.encode("ascii")
+        )
     except MessageBuildError:
         raise
     except Exception as exc:  # the email package raises many kinds on bad input

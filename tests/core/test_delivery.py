@@ -316,3 +316,31 @@ def test_every_email_sent_exactly_once_under_load(
         f"load{i}@example.com" for i in range(60)
     )
     assert len(ids) == 60
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['Doe, John <boss@example.com>', 'Zoë "Z" Ünicode', "=?utf-8?q?evil?= <x@example.com>", ""],
+)
+def test_display_name_is_quoted_and_stays_one_recipient(
+    engine: Engine, smtp: SmtpServer, name: str
+) -> None:
+    """Any display name stays inside one To address and never adds a recipient or a header.
+
+    (A name that looks like an encoded word is quoted; lenient parsers, Python's
+    included, still decode it, so only its address is compared.)
+    """
+    r = engine.register("named@example.com", PASSWORD, name, delivery="sync")
+    assert _status(engine, r.outbox_id) == "sent"
+    [message] = smtp.messages
+    parsed = email.message_from_bytes(message.data, policy=policy.default)
+    assert not parsed.defects
+    [address] = parsed["To"].addresses
+    assert address.addr_spec == "named@example.com"
+    if "=?" not in name:
+        assert address.display_name == name
+    assert parsed.get_all("Bcc") is None and len(parsed.get_all("To") or []) == 1
+    text = parsed.get_body(("plain",))
+    html_part = parsed.get_body(("html",))
+    assert text is not None and html_part is not None
+    assert "/activate/" in text.get_content() and "/activate/" in html_part.get_content()
