@@ -43,6 +43,8 @@ class RecordingHandler:
     # Every DATA payload received, including those answered with data_reply.
     seen: list[bytes] = field(default_factory=list)
     rcpt_reply: str | None = None
+    # Replies for recipients starting with a prefix (one address fails, others pass).
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,6 +64,9 @@ class RecordingHandler:
     ) -> str:
         if self.rcpt_reply:
             return self.rcpt_reply
+        for prefix, reply in self.rcpt_replies.items():
+            if address.startswith(prefix):
+                return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

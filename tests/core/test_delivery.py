@@ -344,3 +344,25 @@ def test_display_name_is_quoted_and_stays_one_recipient(
     html_part = parsed.get_body(("html",))
     assert text is not None and html_part is not None
     assert "/activate/" in text.get_content() and "/activate/" in html_part.get_content()
+
+
+def test_worker_stays_responsive_while_a_backlog_retries(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """With many emails waiting to retry, a new sign-up is still sent at once, and the
+    waiting ones are not retried in a tight loop."""
+    policy = RetryPolicy(max_attempts=5, base_seconds=30, factor=2, cap_seconds=60, jitter=0.1)
+    engine = make_engine(retry=policy)
+    smtp.handler.rcpt_replies["stuck"] = "451 4.3.0 Greylisted"
+    w = engine.start_worker(2)
+    try:
+        stuck = [engine.register(f"stuck{i}@example.com", PASSWORD).outbox_id for i in range(30)]
+        wait_until(lambda: engine.queue_stats().by_status["retrying"] == 30, 10, "30 retrying")
+        t0 = time.monotonic()
+        fresh = engine.register("fresh@example.com", PASSWORD)
+        wait_until(lambda: _status(engine, fresh.outbox_id) == "sent", 5, "fresh sent")
+        assert time.monotonic() - t0 < 1.0
+        assert all(len(engine.list_attempts(i)) == 1 for i in stuck)
+        wait_until(lambda: engine.queue_stats().scheduled_tasks == 30, 5, "30 scheduled")
+    finally:
+        w.stop()
