@@ -27,7 +27,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from email.utils import format_datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,52 @@ def _reply_text(raw: bytes | str) -> str:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace")
     return str(raw)
+
+
+class MailSender(Protocol):
+    """Where rendered emails go. `send` never raises for delivery trouble: it reports it."""
+
+    def send(self, email: RenderedEmail) -> SendResult:
+        """Deliver one email and say what happened."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; later sends may open new ones after reopen()."""
+        ...
+
+    def reopen(self) -> None:
+        """Undo close() so that connections are pooled again."""
+        ...
+
+
+class MemorySender:
+    """The in-memory twin of SmtpSender: keeps what it is given, answers as scripted.
+
+    `replies` holds outcomes to give, one per send, before falling back to 250.
+    """
+
+    def __init__(self, replies: list[SendResult] | None = None) -> None:
+        self.sent: list[RenderedEmail] = []
+        self.replies = list(replies or [])
+        self._lock = threading.Lock()
+
+    def send(self, email: RenderedEmail) -> SendResult:
+        """Accept (or refuse, as scripted) one email."""
+        with self._lock:
+            if self.replies:
+                result = self.replies.pop(0)
+                if result.outcome != "sent":
+                    return result
+            else:
+                result = SendResult("sent", 250, "2.0.0 Accepted (memory)")
+            self.sent.append(email)
+            return result
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def reopen(self) -> None:
+        """Nothing to reopen."""
 
 
 class _Stale(Exception):

@@ -17,7 +17,14 @@ from pathlib import Path
 
 from core import outbox, queries
 from core.db import Database, now_ts
-from core.delivery import MessageBuildError, OutgoingEmail, SendResult, SmtpSender, build_message
+from core.delivery import (
+    MailSender,
+    MessageBuildError,
+    OutgoingEmail,
+    SendResult,
+    SmtpSender,
+    build_message,
+)
 from core.identity import key_for, wire_parts
 from core.models import RETRYING
 from core.outbox import ClaimedRow
@@ -89,7 +96,11 @@ class ChangeWatcher:
 class Engine:
     """Registration, delivery and the read models over one data directory."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sender: MailSender | None = None) -> None:
+        """Open (or create) the data directory's databases and queue.
+
+        `sender` replaces SMTP delivery (for example with delivery.MemorySender).
+        """
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.secret = load_or_create_secret(settings.data_dir)
@@ -98,7 +109,9 @@ class Engine:
         # Names this Engine in claims and heartbeats (see outbox.release_expired_leases).
         self.instance_id = uuid.uuid4().hex
         self.queue = DeliveryQueue(settings, self._deliver_from_queue)
-        self.sender = SmtpSender(settings.smtp_host, settings.smtp_port, settings.smtp_timeout)
+        self.sender: MailSender = sender or SmtpSender(
+            settings.smtp_host, settings.smtp_port, settings.smtp_timeout
+        )
         self.hasher = make_hasher(settings)
         self._registration = Registration(
             db=self.db,
