@@ -43,7 +43,8 @@ class ChaosRule:
     probability: chance in percent (0-100) that the rule fires when it is consulted.
     match: an fnmatch-style recipient pattern (case-insensitive); only at rcpt and data.
     per: "message" rolls the dice at every MAIL/RCPT/DATA; "connection" rolls once
-        when the connection opens and keeps the outcome for the whole connection.
+        per connection (when it opens, or when the rule first applies to it) and keeps
+        the outcome for the rest of the connection.
     id: set by the store.
     """
 
@@ -188,7 +189,15 @@ class ConnectionRolls:
     @classmethod
     def roll(cls, rules: Iterable[ChaosRule], rng: random.Random) -> ConnectionRolls:
         """Roll every per-connection rule once."""
-        return cls({r.id: _fires(r, rng) for r in rules if r.per == "connection" and r.id})
+        rolls = cls()
+        rolls.add_new(rules, rng)
+        return rolls
+
+    def add_new(self, rules: Iterable[ChaosRule], rng: random.Random) -> None:
+        """Roll the per-connection rules that appeared since (rules added meanwhile)."""
+        for r in rules:
+            if r.per == "connection" and r.id is not None and r.id not in self.fired:
+                self.fired[r.id] = _fires(r, rng)
 
 
 def _fires(rule: ChaosRule, rng: random.Random) -> bool:

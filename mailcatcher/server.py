@@ -22,9 +22,10 @@ What the server promises:
 * Over the size limit the reply is `552 5.3.4 Message size exceeds the limit of N
   bytes`, and the rejection is written to the fault log (rule_id None).
 * The 250 reply is sent only after the message is committed to the store.
-* Chaos rules are read from the store when a connection opens, so a rule added by
-  another process applies from the next connection. Every injected fault is logged
-  with its rule id before it takes effect.
+* Chaos rules are read from the store when a connection opens and again at every
+  MAIL FROM, so a rule added or removed by another process applies from the next
+  connection, and from the next message on a connection kept open (connection-pooling
+  senders). Every injected fault is logged with its rule id before it takes effect.
 """
 
 from __future__ import annotations
@@ -124,18 +125,11 @@ class CatchingHandler:
     async def handle_CONNECT(self, server: SMTP, session: Session) -> bool:
         """Before the greeting: read the rules in force; False if the connection is refused."""
         state = self._state(session)
-        peer = session.peer
-        if isinstance(peer, tuple) and (peer[0], peer[1]) in self.probes:
-            self.probes.discard((peer[0], peer[1]))
+        if self._is_probe(session):
             return True
-        try:
-            state.rules = self.store.active_chaos_rules()
-        except Exception:  # noqa: BLE001 - a broken rule table must not stop mail
-            log.exception("could not read the chaos rules; none applied")
-            state.rules = []
+        self._load_rules(state)
         if not state.rules:
             return True
-        state.rolls = ConnectionRolls.roll(state.rules, self.rng)
         decision = decide(state.rules, "connect", self.rng, rolls=state.rolls)
         status = await self._carry_out(server, state, "connect", decision, None)
         if status is None:
@@ -145,9 +139,26 @@ class CatchingHandler:
             server.transport.close()
         return False
 
+    def _is_probe(self, session: Session) -> bool:
+        peer = session.peer
+        return isinstance(peer, tuple) and (peer[0], peer[1]) in self.probes
+
+    def _load_rules(self, state: _Connection) -> None:
+        """Read the rules in force (one small query) and roll new per-connection rules."""
+        try:
+            state.rules = self.store.active_chaos_rules()
+        except Exception:  # noqa: BLE001 - a broken rule table must not stop mail
+            log.exception("could not read the chaos rules; none applied")
+            state.rules = []
+        if state.rules:
+            state.rolls.add_new(state.rules, self.rng)
+
     def handle_DISCONNECT(self, session: Session) -> None:
         """The connection is over: forget it."""
         self._connections.pop(session, None)
+        peer = session.peer
+        if isinstance(peer, tuple):
+            self.probes.discard((peer[0], peer[1]))
 
     # -- commands --------------------------------------------------------------------
 
@@ -159,8 +170,15 @@ class CatchingHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
-        """Accept any sender, unless a chaos rule says otherwise."""
+        """Accept any sender, unless a chaos rule says otherwise.
+
+        The rules are read again here, at the start of every message, so that a rule
+        added or removed while a client keeps its connection open (a pooled sender)
+        applies from that client's next message.
+        """
         state = self._state(session)
+        if not self._is_probe(session):
+            self._load_rules(state)
         if state.rules:
             decision = decide(state.rules, "mail", self.rng, rolls=state.rolls)
             status = await self._carry_out(

@@ -771,6 +771,10 @@ class MessageStore(BaseMessageStore):
             "SELECT id, stage, code, message, delay_ms, drop_connection, probability, match, per"
             " FROM chaos_rules ORDER BY id"
         ).fetchall()
+        return self._rules(rows)
+
+    @staticmethod
+    def _rules(rows: Sequence[Sequence[Any]]) -> list[ChaosRule]:
         rules = []
         for r in rows:
             try:
@@ -783,6 +787,15 @@ class MessageStore(BaseMessageStore):
             except ValueError:
                 continue  # a row written by hand that is not a valid rule is ignored
         return rules
+
+    def active_chaos_rules(self) -> list[ChaosRule]:
+        """The rules in force right now (one query: the server asks at every message)."""
+        rows = self._conn().execute(
+            "SELECT id, stage, code, message, delay_ms, drop_connection, probability, match, per"
+            " FROM chaos_rules WHERE coalesce((SELECT value FROM store_settings"
+            " WHERE key = 'chaos_enabled'), '1') = '1' ORDER BY id"
+        ).fetchall()
+        return self._rules(rows)
 
     def remove_chaos_rule(self, rule_id: int) -> bool:
         """Remove one rule; False if there was no such rule."""

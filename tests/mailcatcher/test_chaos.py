@@ -260,19 +260,35 @@ def test_probability_zero_rule_never_fires_on_the_server(
 def test_rule_added_while_running_applies_from_next_connection(
     catcher: CatcherServer, store: MessageStore
 ) -> None:
-    """A rule added (by any process) while the server runs applies to new connections only."""
+    """A rule added by another process while the server runs refuses the next connection."""
     writer = MessageStore(store.path)  # as `mailroom chaos add` would, from another process
     try:
-        with smtplib.SMTP(*catcher.address, timeout=10) as open_before:
-            open_before.sendmail("a@x.test", ["b@y.test"], BODY)
-            writer.add_chaos_rule(ChaosRule(stage="rcpt", code=451))
-            open_before.sendmail("a@x.test", ["b@y.test"], BODY)  # same connection: unaffected
-            with pytest.raises(smtplib.SMTPRecipientsRefused):
-                _send(catcher)  # a new connection: refused
-        assert store.count_messages() == 2
+        _send(catcher)
+        writer.add_chaos_rule(ChaosRule(stage="rcpt", code=451))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            _send(catcher)
         writer.clear_chaos_rules()
         _send(catcher)
-        assert store.count_messages() == 3
+        assert store.count_messages() == 2
+    finally:
+        writer.close()
+
+
+def test_rule_changes_reach_a_connection_kept_open(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """On a pooled connection, a rule added or removed applies from the next message."""
+    writer = MessageStore(store.path)
+    try:
+        with smtplib.SMTP(*catcher.address, timeout=10) as pooled:
+            pooled.sendmail("a@x.test", ["b@y.test"], BODY)
+            rule = writer.add_chaos_rule(ChaosRule(stage="rcpt", code=451))
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                pooled.sendmail("a@x.test", ["b@y.test"], BODY)
+            pooled.rset()
+            writer.remove_chaos_rule(rule.id)  # type: ignore[arg-type]
+            pooled.sendmail("a@x.test", ["b@y.test"], BODY)
+        assert store.count_messages() == 2
     finally:
         writer.close()
 
