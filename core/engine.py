@@ -220,7 +220,11 @@ class Engine:
         except MessageBuildError as exc:
             result = SendResult("failed", None, "", str(exc))
         else:
-            result = self.sender.send(rendered)
+            try:
+                result = self.sender.send(rendered)
+            except Exception as exc:  # a bug must not leave the row `sending` until its lease ends
+                log.exception("sending outbox %s failed unexpectedly", outbox_id)
+                result = SendResult("retry", None, "", f"internal error: {exc!r}")
         duration_ms = (time.perf_counter() - t0) * 1000.0
         finished = self.db.run_locked_retry(
             lambda: outbox.finish_attempt(

@@ -8,6 +8,7 @@ test's folder, cheap argon2 parameters and short retry delays.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,6 +47,8 @@ class RecordingHandler:
     # Replies for recipients starting with a prefix (one address fails, others pass).
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    # Seconds to wait before answering DATA (to trip the client's timeout).
+    data_delay: float = 0.0
     connections: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,6 +78,8 @@ class RecordingHandler:
         assert isinstance(content, bytes)
         with self.lock:
             self.seen.append(content)
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         if self.data_reply:
             return self.data_reply
         with self.lock:

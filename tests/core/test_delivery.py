@@ -12,6 +12,7 @@ from email import policy
 import pytest
 
 from core import outbox
+from core.delivery import SendResult
 from core.engine import Engine
 from core.settings import RetryPolicy
 from core.worker import Worker
@@ -366,3 +367,30 @@ def test_worker_stays_responsive_while_a_backlog_retries(
         wait_until(lambda: engine.queue_stats().scheduled_tasks == 30, 5, "30 scheduled")
     finally:
         w.stop()
+
+
+def test_timeout_retries(make_engine: Callable[..., Engine], smtp: SmtpServer) -> None:
+    """A server slower than smtp_timeout gives `retrying` with a timeout reason, not a hang."""
+    engine = make_engine(smtp_timeout=0.3)
+    smtp.handler.data_delay = 1.0
+    t0 = time.monotonic()
+    r = engine.register("slowpoke@example.com", PASSWORD, delivery="sync")
+    assert time.monotonic() - t0 < 1.0
+    row = engine.get_outbox(r.outbox_id)
+    assert row is not None and row.status == "retrying"
+    assert "timed out" in (row.last_error or "")
+
+
+def test_unexpected_error_while_sending_leaves_no_row_stuck(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug while sending records a retry with the error instead of leaving `sending`."""
+
+    def boom(email: object) -> SendResult:
+        raise RuntimeError("bug in sender")
+
+    monkeypatch.setattr(engine.sender, "send", boom)
+    r = engine.register("bug@example.com", PASSWORD, delivery="sync")
+    row = engine.get_outbox(r.outbox_id)
+    assert row is not None and row.status == "retrying"
+    assert "bug in sender" in (row.last_error or "")
