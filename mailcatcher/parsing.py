@@ -1039,7 +1039,8 @@ def _one_address(item: str, notes: list[str]) -> list[str]:
         if len(tokens) > 1 and all("@" in token for token in tokens):
             return [_raw_to_text(token, notes) for token in tokens]  # a missing comma
         if len(tokens) > 1 and "@" in tokens[-1] and not any("@" in t for t in tokens[:-1]):
-            address, name = tokens[-1], " ".join(tokens[:-1])  # a name without <>
+            address = tokens[-1]  # a name without <>
+            name = decode_words(" ".join(tokens[:-1]), notes)
         else:
             address = re.sub(r"\s+", "", text)
             name = decode_words(comment, notes).strip() if comment else ""
@@ -1064,7 +1065,7 @@ def _addresses(values: list[str], notes: list[str]) -> tuple[str, ...]:
         if not found and unfolded.strip():
             found.append(decode_words(unfolded, notes).strip())
         result.extend(found)
-    return tuple(result[:MAX_ADDRESSES])
+    return tuple(_clean(address) for address in result[:MAX_ADDRESSES])
 
 
 def _date(value: str | None, notes: list[str]) -> datetime | None:

@@ -577,3 +577,9 @@ def test_hostile_sizes_are_parsed_quickly(raw: bytes) -> None:
     parsed = parse_message(raw)
     assert time.perf_counter() - started < 3
     assert parsed.headers
+
+
+def test_latin1_label_is_read_as_windows_1252() -> None:
+    """'iso-8859-1' text is read as windows-1252, so 0x93/0x94 are curly quotes."""
+    raw = mail("Content-Type: text/plain; charset=iso-8859-1", body=b"\x93hi\x94 \xe9")
+    assert parse_message(raw).text == "\u201chi\u201d é"

@@ -216,3 +216,43 @@ def test_safe_filename_is_always_safe(name: str) -> None:
     assert not safe.startswith(".") and not safe.endswith((".", " "))
     assert len(safe.encode("utf-8")) <= 200
     assert safe.split(".")[0].strip().lower() not in RESERVED
+
+
+@FUZZ
+@given(
+    st.text(PRINTABLE, max_size=40),
+    st.text(max_size=300),
+    st.lists(
+        st.tuples(st.binary(max_size=200), st.text(PRINTABLE, min_size=1, max_size=30)),
+        max_size=4,
+    ),
+    st.sampled_from(["utf-8", "iso-8859-1", "shift_jis", "koi8-r"]),
+)
+def test_what_python_writes_is_read_back(
+    subject: str, body: str, files: list[tuple[bytes, str]], charset: str
+) -> None:
+    """A message built by email.message round-trips: subject, text, names and payloads."""
+    body = body.replace("\r", "")
+    if charset == "iso-8859-1":
+        # Read as windows-1252 on purpose (as browsers do): C1 controls are not text.
+        body = "".join(c for c in body if not "\x80" <= c <= "\x9f")
+    try:
+        body.encode(charset)
+    except UnicodeEncodeError:
+        charset = "utf-8"
+    message = EmailMessage()
+    message["Subject"] = subject
+    message.set_content(body, charset=charset)
+    for data, name in files:
+        message.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    raw = message.as_bytes()
+    parsed = check_parsed(raw)
+    assert parsed.subject == " ".join(subject.split()) or parsed.subject == subject
+    if charset == "shift_jis":
+        # Read as cp932 on purpose (what Japanese mail is written in): '¢' reads as '￠'.
+        body = body.encode("shift_jis").decode("cp932")
+    assert (parsed.text or "").rstrip("\n") == body.rstrip("\n")
+    assert [a.filename for a in parsed.attachments] == [name for _data, name in files]
+    for index, (data, _name) in enumerate(files):
+        found = get_attachment(raw, index)
+        assert found is not None and found[1] == data
