@@ -8,7 +8,6 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from mailcatcher.chaos import ChaosRule
@@ -106,11 +105,6 @@ def test_failed_email_is_retried_from_the_outbox_and_sent(
         shiboken6.delete(win)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the catcher reads chaos rules once per connection and the engine keeps its SMTP "
-    "connections pooled, so a removed rule still applies to the retry",
-)
 def test_email_failed_by_a_chaos_rule_is_sent_on_retry_after_the_rule_is_removed(
     qtbot: Any, window: Any, runtime: Any
 ) -> None:
