@@ -493,12 +493,21 @@ class ChangeWatcher:
 class MessageStore(BaseMessageStore):
     """Captured messages, chaos rules and the fault log in one SQLite file."""
 
-    def __init__(self, path: Path, *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
         """Open (and create if missing) the store at path.
 
         synchronous=NORMAL in WAL mode survives a crash of the process (SIGKILL) but
         not of the machine; FULL also survives a power cut, at a cost per commit.
+        busy_timeout_ms: how long a write waits for another writer's lock before
+        failing with sqlite3.OperationalError (the server then answers 451).
         """
+        self.busy_timeout_ms = int(busy_timeout_ms)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
@@ -517,9 +526,10 @@ class MessageStore(BaseMessageStore):
         if self._closed:
             raise RuntimeError("the message store is closed")
         conn = sqlite3.connect(
-            self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path, check_same_thread=False, isolation_level=None,
+            timeout=self.busy_timeout_ms / 1000,
         )
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         self._local.conn = conn

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -252,3 +254,43 @@ def test_serves_into_the_in_memory_store(free_port: Callable[[], int]) -> None:
     (msg,) = memory.list_messages()
     assert memory.get_raw(msg.id) == SIMPLE and msg.subject == "hi"
     memory.close()
+
+
+def test_briefly_locked_store_delays_but_loses_nothing(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """While another process holds the write lock for a moment, the 250 waits; nothing is lost."""
+    other = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with smtplib.SMTP(*catcher.address, timeout=10) as client:
+            start = time.monotonic()
+            client.sendmail("a@x.test", ["b@y.test"], SIMPLE)
+            assert time.monotonic() - start >= 0.3
+    finally:
+        release.join()
+        other.close()
+    assert store.count_messages() == 1
+
+
+def test_store_locked_too_long_gives_451_then_recovers(
+    data_dir: Path, free_port: Callable[[], int]
+) -> None:
+    """A lock held past the busy timeout gets a temporary 451 (the sender retries), no crash."""
+    store = MessageStore(data_dir / "mail.db", busy_timeout_ms=200)
+    other = sqlite3.connect(store.path, isolation_level=None)
+    try:
+        with CatcherServer(store, port=free_port()) as server:
+            with smtplib.SMTP(*server.address, timeout=10) as client:
+                other.execute("BEGIN IMMEDIATE")
+                with pytest.raises(smtplib.SMTPDataError) as info:
+                    client.sendmail("a@x.test", ["b@y.test"], SIMPLE)
+                assert info.value.smtp_code == 451
+                other.execute("COMMIT")
+                client.sendmail("a@x.test", ["b@y.test"], SIMPLE)  # the retry goes through
+        assert store.count_messages() == 1
+    finally:
+        other.close()
+        store.close()
