@@ -94,6 +94,7 @@ class Controller(QObject):
         self.services = services
         self.runner = runner
         self._path_request = 0
+        self.signups_in_flight = 0  # sign-ups asked for here whose answer has not come back
 
     @property
     def engine(self) -> Any:
@@ -115,12 +116,18 @@ class Controller(QObject):
             return engine.register(email, password, display_name, delivery=mode)
 
         def done(result: Any) -> None:
+            self.signups_in_flight -= 1
             self.registered.emit(result)
             self.signup_timed.emit(float(result.elapsed_ms), str(result.delivery or mode),
                                    int(result.user_id or 0))
             self.changed_app.emit()
 
-        self.runner.submit(job, done, lambda exc: self.register_failed.emit(error_text(exc)))
+        def failed(exc: object) -> None:
+            self.signups_in_flight -= 1
+            self.register_failed.emit(error_text(exc))
+
+        self.signups_in_flight += 1
+        self.runner.submit(job, done, failed)
 
     def register_many(self, count: int, mode: str, domain: str = "example.com") -> None:
         """Sign up `count` generated test users, one after another, off the GUI thread."""
@@ -150,10 +157,16 @@ class Controller(QObject):
                               tuple(times), first_error)
 
         def done(result: BulkResult) -> None:
+            self.signups_in_flight -= 1
             self.bulk_finished.emit(result)
             self.changed_app.emit()
 
-        self.runner.submit(job, done, self._fail("Bulk sign-up failed"))
+        def failed(exc: object) -> None:
+            self.signups_in_flight -= 1
+            self.bulk_finished.emit(BulkResult(count, 0, count, 0.0, (), error_text(exc)))
+
+        self.signups_in_flight += 1
+        self.runner.submit(job, done, failed)
 
     def activate(self, token_or_link: str) -> None:
         """Activate with a token or a whole activation link."""

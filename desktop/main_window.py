@@ -253,6 +253,10 @@ class MainWindow(QMainWindow):
 
     def _plot_other_signups(self) -> None:
         """Put sign-ups made by other processes (CLI, scripts) on the chart too."""
+        if self.controller.signups_in_flight > 0:
+            # An inline sign-up of ours may still be sending: decide when it has answered.
+            QTimer.singleShot(CLASSIFY_DELAY_MS, self._plot_other_signups)
+            return
         pending, self._unclassified = self._unclassified, {}
         for uid, user in pending.items():
             if uid not in self._own_signups and user.signup_ms is not None:

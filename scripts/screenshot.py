@@ -72,48 +72,59 @@ def main() -> int:
                 time.sleep(0.02)
 
         engine, store = runtime.engine, runtime.store
+        # Faults first (the catcher reads its rules when a connection opens): one address
+        # is refused, one domain is slow, so that the chart shows inline vs queued.
+        store.add_chaos_rule(ChaosRule(stage="rcpt", code=550, match="katherine@*",
+                                       message="5.1.1 Mailbox unavailable"))
+        store.add_chaos_rule(ChaosRule(stage="data", delay_ms=1500, match="*@slow.example"))
         people = [
             ("ada@example.com", "Ada Lovelace", "queue"),
             ("grace@example.com", "Grace Hopper", "sync"),
             ("alan@bücher.example", "Alan Turing", "queue"),
             ("edsger@example.org", "Edsger Dijkstra", "queue"),
             ("barbara@example.net", "Barbara Liskov", "queue"),
+            ("katherine@example.com", "Katherine Johnson", "queue"),
         ]
-        # A temporary failure for one address, so that its path shows a retry.
-        rule = store.add_chaos_rule(ChaosRule(stage="rcpt", code=451, match="katherine@*",
-                                              message="4.7.1 Greylisted, try again later"))
-        for email, name, mode in people:
+        people += [(f"inline{i}@slow.example", f"Inline {i}", "sync") for i in range(1, 4)]
+        people += [(f"queued{i}@slow.example", f"Queued {i}", "queue") for i in range(1, 4)]
+        answers: list[object] = []
+        window.controller.registered.connect(answers.append)
+        window.controller.register_failed.connect(answers.append)
+        for number, (email, name, mode) in enumerate(people, 1):  # one after another
             window.controller.register(email, "correct horse battery", name, mode)
-        window.controller.register("katherine@example.com", "correct horse battery",
-                                   "Katherine Johnson", "queue")
-        pump(20, lambda: store.count_messages() >= len(people)
-             and any(o.status == "retrying" for o in engine.list_outbox()))
-        store.remove_chaos_rule(rule.id or 0)
+            pump(15, lambda number=number: len(answers) >= number)
         window.controller.register_many(12, "queue")
-        pump(30, lambda: store.count_messages() >= len(people) + 13
-             and not any(o.status != "sent" for o in engine.list_outbox()))
-        # Activate Ada through the link in her email.
-        first = engine.find_user("ada@example.com")
-        if first is not None:
-            path = engine.get_signup_path(first.id)
-            if path is not None and path.outbox:
-                captured = store.find_by_message_id(path.outbox[0].message_id)
-                if captured:
-                    from mailcatcher.parsing import parse_message
 
-                    raw = store.get_raw(captured[0].id) or b""
-                    text = parse_message(raw).text or ""
-                    link = next((w for w in text.split() if "/activate" in w), "")
-                    if link:
-                        engine.activate(link)
-        pump(2)
-        target = engine.find_user("katherine@example.com")
-        if target is not None:
-            pump(3, lambda: window.users_model.row_of(target.id) is not None)
-            window.registrations.select_user(int(target.id))
-            pump(3, lambda: window.registrations.path_view.tree.topLevelItemCount() > 0)
+        def settled() -> bool:
+            rows = engine.list_outbox()
+            return len(rows) >= len(people) + 12 and all(
+                o.status in ("sent", "failed") for o in rows)
+
+        pump(60, settled)
+        # Activate Ada through the link in her captured email, as a browser would.
+        ada = engine.find_user("ada@example.com")
+        if ada is not None:
+            path = engine.get_signup_path(ada.id)
+            captured = store.find_by_message_id(path.outbox[0].message_id) if path else []
+            if captured:
+                from mailcatcher.parsing import parse_message
+
+                text = parse_message(store.get_raw(captured[0].id) or b"").text or ""
+                link = next((w for w in text.split() if "/activate" in w), "")
+                if link:
+                    engine.activate(link)
+            pump(3, lambda: window.users_model.row_of(ada.id) is not None)
+            window.registrations.select_user(int(ada.id))
+            pump(3, lambda: any(
+                window.registrations.path_view.tree.topLevelItem(i).text(0) == "Activated"
+                for i in range(window.registrations.path_view.tree.topLevelItemCount())))
+            if args.tab == MainWindow.TAB_INBOX and captured:
+                window.open_message(captured[0].id)
+                pump(5, lambda: window.inbox.preview.message is not None)
+        if args.tab == MainWindow.TAB_OUTBOX:
+            window.outbox.table.selectRow(0)
         window.tabs.setCurrentIndex(args.tab)
-        pump(1.5)
+        pump(2)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         ok = window.grab().save(args.output)
         window.close()

@@ -1,8 +1,9 @@
 """A read-only table model over a list of frozen read objects, updated in place.
 
 `set_rows` compares the new rows with the old by key: unchanged lists cost nothing,
-changed rows emit dataChanged, rows added on top or at the end are inserted (so the
-view keeps its selection and scroll position); anything else resets the model.
+changed rows emit dataChanged, rows added on top (and as many dropped at the bottom
+of a limited list) or at the end are inserted and removed (so the view keeps its
+selection and scroll position); anything else resets the model.
 """
 
 from __future__ import annotations
@@ -68,28 +69,34 @@ class RowsModel(QAbstractTableModel, Generic[R]):
         new = list(rows)
         old_keys = [self.key(r) for r in self._rows]
         new_keys = [self.key(r) for r in new]
-        grow = len(new) - len(self._rows)
         if new_keys == old_keys:
-            self._replace_changed(new, 0)
-        elif grow > 0 and new_keys[grow:] == old_keys:
-            self.beginInsertRows(QModelIndex(), 0, grow - 1)
-            old = self._rows
-            self._rows = new[:grow] + old
+            self._replace_changed(new)
+            return
+        top = new_keys.index(old_keys[0]) if old_keys and old_keys[0] in new_keys else -1
+        kept = len(new_keys) - top
+        if top > 0 and new_keys[top:] == old_keys[:kept]:
+            # Rows added on top (newest first), maybe as many dropped at the bottom (limit).
+            if kept < len(old_keys):
+                self.beginRemoveRows(QModelIndex(), kept, len(old_keys) - 1)
+                self._rows = self._rows[:kept]
+                self.endRemoveRows()
+            self.beginInsertRows(QModelIndex(), 0, top - 1)
+            self._rows = new[:top] + self._rows
             self.endInsertRows()
-            self._replace_changed(new, 0)
-        elif grow > 0 and new_keys[: len(old_keys)] == old_keys:
+            self._replace_changed(new)
+        elif len(new_keys) > len(old_keys) and new_keys[: len(old_keys)] == old_keys:
             start = len(self._rows)
             self.beginInsertRows(QModelIndex(), start, len(new) - 1)
             self._rows = self._rows + new[start:]
             self.endInsertRows()
-            self._replace_changed(new, 0)
+            self._replace_changed(new)
         else:
             self.beginResetModel()
             self._rows = new
             self.endResetModel()
 
-    def _replace_changed(self, new: list[R], first: int) -> None:
-        changed = [i for i in range(first, len(new)) if self._rows[i] != new[i]]
+    def _replace_changed(self, new: list[R]) -> None:
+        changed = [i for i in range(len(new)) if self._rows[i] != new[i]]
         self._rows = new
         if changed:
             last_col = max(0, self.columnCount() - 1)

@@ -55,7 +55,7 @@ class InboxView(QWidget):
 
         self.table = make_table(model, self, stretch_column=InboxModel.COL_SUBJECT,
                                 multi_select=True, object_name="inbox_table")
-        set_column_widths(self.table, {0: 9, 1: 22, 2: 22, 4: 8, 5: 4, 6: 10})
+        set_column_widths(self.table, {0: 8, 1: 16, 2: 16, 4: 7, 5: 3, 6: 7})
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.model.modelReset.connect(self.restore_selection)
@@ -68,6 +68,7 @@ class InboxView(QWidget):
         self.splitter.addWidget(self.preview)
         self.splitter.setStretchFactor(0, 1)
         self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([720, 680])
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.splitter, 1)

@@ -92,6 +92,23 @@ def test_users_model_passes_modeltester_and_inserts_new_users_on_top(
     qtmodeltester.check(model)
 
 
+def test_limited_list_moves_rows_instead_of_resetting(qtbot: Any, qtmodeltester: Any,
+                                                     engine: Engine) -> None:
+    """A list at its limit takes new rows on top and drops the oldest, without a reset."""
+    for name in ("ada", "grace", "alan"):
+        engine.register(f"{name}@example.com", PASSWORD, name.title())
+    model = UsersModel()
+    model.set_rows(engine.list_users(limit=2))
+    engine.register("edsger@example.com", PASSWORD, "Edsger")
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    with qtbot.waitSignals([model.rowsRemoved, model.rowsInserted]):
+        model.set_rows(engine.list_users(limit=2))
+    assert resets == []
+    assert [u.email for u in model.rows] == ["edsger@example.com", "alan@example.com"]
+    qtmodeltester.check(model)
+
+
 def test_users_model_reports_changed_rows_only(qtbot: Any, engine: Engine) -> None:
     """A changed row (activation) emits dataChanged for that row, not a reset."""
     engine.register("ada@example.com", PASSWORD, "Ada")
