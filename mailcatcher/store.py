@@ -1078,7 +1078,7 @@ class MemoryMessageStore(BaseMessageStore):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._rows: dict[int, _MemoryRow] = {}
-        self._first_by_key: dict[str, int] = {}
+        self._ids_by_key: dict[str, list[int]] = {}  # Message-ID key -> ids, oldest first
         self._last_id = 0
         self._rules: dict[int, ChaosRule] = {}
         self._last_rule_id = 0
@@ -1110,9 +1110,11 @@ class MemoryMessageStore(BaseMessageStore):
             for m in messages:
                 self._last_id += 1
                 key = message_id_key(m.message_id)
-                duplicate_of = self._first_by_key.get(key) if key is not None else None
-                if key is not None and duplicate_of is None:
-                    self._first_by_key[key] = self._last_id
+                duplicate_of = None
+                if key is not None:
+                    same = self._ids_by_key.setdefault(key, [])
+                    duplicate_of = same[0] if same else None
+                    same.append(self._last_id)
                 summary = MessageSummary(
                     id=self._last_id, received_at=m.received_at.astimezone(UTC),
                     mail_from=m.mail_from, rcpt_to=m.rcpt_to, peer=m.peer, subject=m.subject,
@@ -1191,15 +1193,20 @@ class MemoryMessageStore(BaseMessageStore):
             self._check()
             if key is None:
                 return []
-            return [
-                r.summary for i, r in sorted(self._rows.items())
-                if message_id_key(r.summary.message_id) == key
-            ]
+            return [self._rows[i].summary for i in self._ids_by_key.get(key, [])]
 
     def delete_messages(self, ids: Iterable[int]) -> int:
         with self._lock:
             self._check()
-            deleted = sum(1 for i in set(map(int, ids)) if self._rows.pop(i, None) is not None)
+            deleted = 0
+            for i in set(map(int, ids)):
+                row = self._rows.pop(i, None)
+                if row is None:
+                    continue
+                deleted += 1
+                key = message_id_key(row.summary.message_id)
+                if key is not None:
+                    self._ids_by_key[key].remove(i)
             if deleted:
                 self._changed()
             return deleted
@@ -1209,6 +1216,7 @@ class MemoryMessageStore(BaseMessageStore):
             self._check()
             count = len(self._rows)
             self._rows.clear()
+            self._ids_by_key.clear()
             self._changed()
             return count
 

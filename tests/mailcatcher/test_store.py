@@ -214,6 +214,21 @@ def test_duplicate_message_id_points_at_first(store: BaseMessageStore) -> None:
     assert store.find_by_message_id("") == []
 
 
+def test_duplicate_of_a_deleted_first_points_at_earliest_remaining(
+    store: BaseMessageStore,
+) -> None:
+    """With the first copy deleted, a new copy points at the earliest copy still stored."""
+    first = _add(store, _mail(message_id="<d@x.test>"))
+    second = _add(store, _mail(message_id="<d@x.test>"))
+    store.delete_messages([first])
+    third = _add(store, _mail(message_id="<d@x.test>"))
+    assert store.get_message(third).duplicate_of == second  # type: ignore[union-attr]
+    store.clear_messages()
+    fresh = _add(store, _mail(message_id="<d@x.test>"))
+    assert store.get_message(fresh).duplicate_of is None  # type: ignore[union-attr]
+    assert [m.id for m in store.find_by_message_id("d@x.test")] == [fresh]
+
+
 def test_bare_lf_is_flagged_not_changed(store: BaseMessageStore) -> None:
     """A message with bare LF line endings is stored unchanged and flagged in its notes."""
     raw = b"From: a@x.test\nSubject: lf\n\nline one\n.dot line\n"
