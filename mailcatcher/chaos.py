@@ -5,7 +5,7 @@ A rule names an SMTP stage (connect, MAIL, RCPT, DATA) and what to do there: wai
 carry on normally (a pure delay). At the DATA stage a delay without a code means
 "accept, but only after a delay": the message is stored at once and the 250 is held
 back, so a sender that gives up waiting has delivered nonetheless (that is how
-duplicate deliveries arise in real life).
+duplicate deliveries arise in real life). A rejection or a drop at DATA stores nothing.
 
 `decide()` is the pure part: given the rules in force and a random source it says
 which rules fire at a stage; the SMTP handler in server.py carries the decision out.

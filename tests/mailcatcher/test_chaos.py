@@ -201,6 +201,25 @@ def test_drop_at_connect(catcher: CatcherServer, store: MessageStore) -> None:
         assert sock.recv(1024) == b""
 
 
+def test_delay_at_connect_holds_the_greeting(catcher: CatcherServer, store: MessageStore) -> None:
+    """A connect-stage delay holds the 220 greeting back by its delay."""
+    store.add_chaos_rule(ChaosRule(stage="connect", delay_ms=300))
+    start = time.monotonic()
+    with RawSMTP(catcher.address) as raw:
+        assert raw.greeting[0] == 220
+    assert time.monotonic() - start >= 0.3
+
+
+def test_drop_at_data_stores_nothing(catcher: CatcherServer, store: MessageStore) -> None:
+    """A DATA-stage drop closes the connection after the message was sent; it is not stored."""
+    rule = store.add_chaos_rule(ChaosRule(stage="data", drop=True))
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        _send(catcher)
+    assert store.count_messages() == 0
+    (fault,) = store.list_faults()
+    assert (fault.stage, fault.kind, fault.rule_id) == ("data", "drop", rule.id)
+
+
 def test_accept_after_delay_trips_the_sender_timeout_but_stores(
     catcher: CatcherServer, store: MessageStore
 ) -> None:
