@@ -77,6 +77,8 @@ class Settings:
     # Idle Huey workers poll the queue starting at this delay, backing off to the max.
     worker_poll_seconds: float = 0.05
     worker_max_poll_seconds: float = 0.25
+    # How often scheduled (delayed) retries are moved to the queue; Huey's minimum is 1 s.
+    scheduler_interval_seconds: float = 1.0
     # argon2id cost; None means argon2-cffi's defaults (tests pass cheap values).
     argon2_time_cost: int | None = None
     argon2_memory_cost: int | None = None

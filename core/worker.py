@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any
 
 from huey import Huey
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Scheduler
 from sqlalchemy import delete
 from sqlmodel import col
 
@@ -33,8 +33,24 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class _Scheduler(Scheduler):  # type: ignore[misc]
+    """Huey's scheduler, allowed to look for due retries more often than once a second."""
+
+    interval_seconds = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval = self.interval_seconds
+
+
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]
     """A Huey consumer that leaves the host program's signal handlers alone."""
+
+    def __init__(self, *args: Any, scheduler_seconds: float = 1.0, **kwargs: Any) -> None:
+        self.scheduler_class = type(
+            "Scheduler", (_Scheduler,), {"interval_seconds": max(0.05, scheduler_seconds)}
+        )
+        super().__init__(*args, **kwargs)
 
     def _set_signal_handlers(self) -> None:
         """Deliberately nothing: the host program owns its signals."""
@@ -72,6 +88,7 @@ class Worker:
             backoff=1.5,
             max_delay=settings.worker_max_poll_seconds,
             scheduler_interval=1,
+            scheduler_seconds=settings.scheduler_interval_seconds,
             check_worker_health=False,
             shutdown_timeout=settings.smtp_timeout + 5.0,
         )

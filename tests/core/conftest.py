@@ -159,6 +159,7 @@ def engine_settings(data_dir: Path, smtp_port: int, **changes: Any) -> Settings:
         sweep_grace_seconds=0.2,
         sweep_interval_seconds=0.2,
         heartbeat_seconds=0.2,
+        scheduler_interval_seconds=0.1,
     )
     values.update(changes)
     return Settings(**values)
