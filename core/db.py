@@ -103,8 +103,16 @@ class Database:
 
     def create_schema(self) -> None:
         """Create missing tables and indexes, and add columns newer than the file (idempotent)."""
-        self.run_locked_retry(lambda: SQLModel.metadata.create_all(self.engine))
-        self.run_locked_retry(self._add_missing_columns)
+        for attempt in range(3):
+            try:
+                self.run_locked_retry(lambda: SQLModel.metadata.create_all(self.engine))
+                self.run_locked_retry(self._add_missing_columns)
+                return
+            except OperationalError as exc:
+                # Another process created the same table or column a moment ago.
+                text_ = str(exc).lower()
+                if attempt == 2 or not ("already exists" in text_ or "duplicate column" in text_):
+                    raise
 
     def _add_missing_columns(self) -> None:
         inspector = inspect(self.engine)

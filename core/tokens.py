@@ -16,6 +16,7 @@ import hmac
 import os
 import re
 import secrets
+import time
 from pathlib import Path
 
 SECRET_FILE = "secret.key"
@@ -38,8 +39,13 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        # Another process created it first; use theirs.
-        return path.read_bytes()
+        # Another process created it first; use theirs once it is written.
+        deadline = time.monotonic() + 2.0
+        while True:
+            data = path.read_bytes()
+            if len(data) >= SECRET_BYTES or time.monotonic() > deadline:
+                return data
+            time.sleep(0.01)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)
     os.chmod(path, 0o600)

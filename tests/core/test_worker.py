@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from core import outbox
 from core.engine import Engine
 from core.worker import Worker
@@ -236,3 +238,27 @@ def test_run_worker_stops_cleanly_on_sigterm(data_dir: Path, smtp: SmtpServer) -
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.slow
+def test_engines_started_together_share_one_schema_and_secret(
+    data_dir: Path, smtp: SmtpServer
+) -> None:
+    """Several processes opening a fresh data folder at once all start, with one secret."""
+    code = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from core.engine import Engine
+        from tests.core.conftest import engine_settings
+        with Engine(engine_settings(Path({str(data_dir)!r}), {smtp.port})) as engine:
+            print(engine.secret.hex())
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1
