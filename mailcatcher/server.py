@@ -496,13 +496,17 @@ class _Controller(Controller):
     def _trigger_server(self) -> None:
         # aiosmtpd connects once at start-up to make sure the factory works; tell the
         # handler which local address that probe uses so that no chaos rule hits it.
-        family = socket.AF_INET6 if ":" in self.hostname else socket.AF_INET
+        # A wildcard listener is probed over loopback, from a known local address.
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(
+            self.hostname, self.hostname
+        )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(1.0)
-            sock.bind((self.hostname, 0))
+            sock.bind((host, 0))
             local = sock.getsockname()
             self.catching_handler.probes.add((local[0], local[1]))
-            sock.connect((self.hostname, self.port))
+            sock.connect((host, self.port))
             sock.recv(1024)
 
     async def close_connections(self) -> None:
