@@ -107,6 +107,7 @@ def test_idna_2008_keeps_sharp_s(engine: Engine) -> None:
         ("Ada@Example.com", "ada@EXAMPLE.COM"),
         ("ÅSA@example.com", "åsa@example.com"),  # SQLite NOCASE folds ASCII only
         ("STRASSE@example.com", "straße@example.com"),  # full Unicode case fold
+        ("jos\u00e9@example.com", "jose\u0301@example.com"),  # composed vs decomposed é
     ],
 )
 def test_uniqueness_uses_unicode_casefold(engine: Engine, first: str, second: str) -> None:
