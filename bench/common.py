@@ -30,7 +30,8 @@ class BenchConfig:
     """How big a benchmark run is and where its output goes."""
 
     quick: bool = False
-    runs: int = 3
+    # Repetitions of each measurement; None lets each benchmark pick what fits the budget.
+    runs: int | None = None
     out_dir: Path = DEFAULT_RESULTS_DIR
     # Skip the comparison with MailDev even if npm is present.
     no_maildev: bool = False
@@ -182,6 +183,7 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "sqlite": _sqlite_version(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 

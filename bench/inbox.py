@@ -46,7 +46,7 @@ def sizes(config: BenchConfig) -> dict[str, Any]:
     """Messages in the store, query repetitions and window runs for this run size."""
     if config.quick:
         return {"messages": 2000, "repeats": 5, "window_runs": 1}
-    return {"messages": 100_000, "repeats": 20, "window_runs": config.runs}
+    return {"messages": 100_000, "repeats": 20, "window_runs": config.runs or 3}
 
 
 def _prepare_chunk(bounds: tuple[int, int]) -> list[Any]:
@@ -189,7 +189,7 @@ def run(config: BenchConfig) -> dict[str, Any]:
 
     win = {k: summarize([w[k] for w in windows]) for k in
            ("process_start_to_ready_s", "window_to_first_page_s", "imports_s", "deep_page_s",
-            "rss_ready_mib", "rss_after_scroll_mib")}
+            "rss_ready_mib", "rss_after_scroll_mib", "tree_rss_mib", "tree_pss_mib")}
     rows = [
         ["newest page (list)", queries["newest_page_ms"]],
         ["count (all)", queries["count_ms"]],
@@ -221,7 +221,11 @@ def run(config: BenchConfig) -> dict[str, Any]:
          ["resident memory when ready, MiB", win["rss_ready_mib"]["p50"],
           win["rss_ready_mib"]["max"]],
          ["resident memory after scrolling, MiB", win["rss_after_scroll_mib"]["p50"],
-          win["rss_after_scroll_mib"]["max"]]],
+          win["rss_after_scroll_mib"]["max"]],
+         ["  with Qt WebEngine helper processes (RSS sum), MiB", win["tree_rss_mib"]["p50"],
+          win["tree_rss_mib"]["max"]],
+         ["  with Qt WebEngine helper processes (PSS sum), MiB", win["tree_pss_mib"]["p50"],
+          win["tree_pss_mib"]["max"]]],
         digits=2,
     )
     print_table("Store on disk", ["file", "MiB"],

@@ -33,6 +33,28 @@ def rss_mib() -> float:
     return float(psutil.Process().memory_info().rss) / 1024 / 1024
 
 
+def tree_memory_mib() -> dict[str, float]:
+    """RSS and PSS of this process and its children (Qt WebEngine's helper processes).
+
+    RSS counts shared libraries once per process; PSS shares them out, so the PSS sum is
+    the fairer total for a process tree.
+    """
+    import psutil
+
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    rss = pss = 0.0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return {"tree_rss_mib": rss / 1024 / 1024, "tree_pss_mib": pss / 1024 / 1024,
+            "processes": float(len(procs))}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the window over --data-dir, time the inbox's first page, print JSON."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -82,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.001)
     t_scrolled = time.perf_counter()
     rss_scrolled = rss_mib()
+    tree = tree_memory_mib()
 
     result = {
         "ready": bool(ready),
@@ -93,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "deep_page_loaded": model.message_at(deep_row) is not None,
         "rss_ready_mib": rss_ready,
         "rss_after_scroll_mib": rss_scrolled,
+        **tree,
     }
     import shiboken6
 

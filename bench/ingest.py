@@ -33,7 +33,7 @@ def sizes(config: BenchConfig) -> dict[str, Any]:
         return {"messages": 300, "per_connection_messages": 40, "cap_s": 10.0,
                 "per_connection_cap_s": 5.0, "runs": 1}
     return {"messages": 20_000, "per_connection_messages": 2_000, "cap_s": 120.0,
-            "per_connection_cap_s": 12.0, "runs": config.runs}
+            "per_connection_cap_s": 12.0, "runs": config.runs or 2}
 
 
 def _envelopes(start: int, count: int) -> list[Envelope]:

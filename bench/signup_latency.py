@@ -42,7 +42,7 @@ def sizes(config: BenchConfig) -> dict[str, Any]:
     if config.quick:
         return {"users": 8, "delays_ms": [0, 2000], "runs": 1, "sync_concurrency": 8,
                 "default_hash_samples": 2, "warmup": 2}
-    return {"users": 200, "delays_ms": [0, 2000], "runs": max(1, min(config.runs, 2)),
+    return {"users": 200, "delays_ms": [0, 2000], "runs": config.runs or 2,
             "sync_concurrency": 8, "default_hash_samples": 10, "warmup": 5}
 
 

@@ -56,7 +56,7 @@ def sizes(config: BenchConfig) -> dict[str, Any]:
     """Users, runs and idle samples for this run size."""
     if config.quick:
         return {"users": 100, "runs": 1, "idle_samples": 5, "workers": 2}
-    return {"users": 5000, "runs": config.runs, "idle_samples": 60, "workers": 2}
+    return {"users": 5000, "runs": config.runs or 2, "idle_samples": 60, "workers": 2}
 
 
 class Serve:
