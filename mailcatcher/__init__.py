@@ -1,4 +1,4 @@
-"""Mailroom's catching SMTP server: accepts any mail, stores it byte-exact, can misbehave on purpose.
+"""Mailroom's catching SMTP server: takes any mail, stores it byte-exact, can misbehave on purpose.
 
 mailcatcher knows nothing of core or of Qt.
 """
