@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from email import policy
 
 import pytest
@@ -59,8 +60,9 @@ def test_4xx_retries_with_backoff_then_sends(
         [first] = engine.list_attempts(r.outbox_id)
         assert row is not None and row.next_attempt_at is not None
         assert (first.code, first.outcome) == (451, "retry")
-        wait = (row.next_attempt_at - first.started_at).total_seconds()
-        assert 0.3 * 0.9 <= wait <= 0.3 * 1.1 + 0.5  # base delay with jitter (+ send time)
+        ended = first.started_at + timedelta(milliseconds=first.duration_ms)
+        wait = (row.next_attempt_at - ended).total_seconds()
+        assert 0.3 * 0.9 <= wait <= 0.3 * 1.1 + 0.2  # base delay with jitter (+ the write)
         wait_until(lambda: len(engine.list_attempts(r.outbox_id)) >= 2, 10, "second attempt")
         second = engine.list_attempts(r.outbox_id)[1]
         assert (second.started_at - first.started_at).total_seconds() >= 0.27
