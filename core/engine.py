@@ -8,12 +8,10 @@ opens its own session. Read models come back as frozen dataclasses (queries.py).
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
 
 from core import outbox, queries
 from core.db import Database, now_ts
@@ -43,54 +41,12 @@ from core.queue import DeliveryQueue
 from core.registration import Registration
 from core.settings import DeliveryMode, Settings
 from core.tokens import activation_link, derive_token, load_or_create_secret
+from core.watch import ChangeWatcher, SqliteChangeWatcher
 from core.worker import Worker, run_blocking
 
+__all__ = ["ChangeWatcher", "Engine", "Worker"]
+
 log = logging.getLogger(__name__)
-
-
-class ChangeWatcher:
-    """Tells cheaply whether any process committed to the app or queue database since last asked.
-
-    Uses SQLite's PRAGMA data_version on read connections of its own. With another
-    database (PostgreSQL) a different watcher would poll a change counter or LISTEN.
-    """
-
-    def __init__(self, paths: Iterable[Path]) -> None:
-        self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
-        for path in paths:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, check_same_thread=False, timeout=1.0
-            )
-            conn.isolation_level = None
-            self._conns.append(conn)
-        self._versions = self._read()
-
-    def _read(self) -> list[int]:
-        out: list[int] = []
-        for conn in self._conns:
-            try:
-                out.append(int(conn.execute("PRAGMA data_version").fetchone()[0]))
-            except sqlite3.Error:
-                out.append(-1)
-        return out
-
-    def changed(self) -> bool:
-        """True if something was committed (by another connection) since the last call."""
-        with self._lock:
-            if not self._conns:
-                return False
-            now = self._read()
-            changed = now != self._versions
-            self._versions = now
-            return changed
-
-    def close(self) -> None:
-        """Close the watcher's connections."""
-        with self._lock:
-            for conn in self._conns:
-                conn.close()
-            self._conns = []
 
 
 class Engine:
@@ -364,4 +320,4 @@ class Engine:
         paths = [self.settings.queue_db_path]
         if self.db.is_sqlite and self.settings.database_url is None:
             paths.insert(0, self.settings.app_db_path)
-        return ChangeWatcher(paths)
+        return SqliteChangeWatcher(paths)
