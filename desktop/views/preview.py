@@ -171,9 +171,13 @@ class SafePage(QWebEnginePage):
         return False
 
 
-def make_safe_profile(parent: QObject) -> tuple[QWebEngineProfile, RemoteContentInterceptor,
-                                                 MessageSchemeHandler]:
-    """An off-the-record profile with scripts, plugins and prefetching off."""
+def make_safe_profile(
+    parent: QObject, interceptor: RemoteContentInterceptor, handler: MessageSchemeHandler
+) -> QWebEngineProfile:
+    """An off-the-record profile with scripts, plugins and prefetching off.
+
+    Every request goes through interceptor; the page and its cid: parts come from handler.
+    """
     profile = QWebEngineProfile(parent)  # no storage name: off the record, nothing on disk
     s = profile.settings()
     A = QWebEngineSettings.WebAttribute  # noqa: N806
@@ -197,28 +201,28 @@ def make_safe_profile(parent: QObject) -> tuple[QWebEngineProfile, RemoteContent
         s.setAttribute(attribute, on)
     profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.NoCache)
     profile.setPersistentCookiesPolicy(QWebEngineProfile.PersistentCookiesPolicy.NoPersistentCookies)
-    interceptor = RemoteContentInterceptor(profile)
     profile.setUrlRequestInterceptor(interceptor)
-    handler = MessageSchemeHandler(profile)
     for name in (PAGE_SCHEME, CID_SCHEME):
         profile.installUrlSchemeHandler(QByteArray(name.encode()), handler)
-    return profile, interceptor, handler
+    return profile
 
 
 class HtmlPreview(QWidget):
-    """The HTML tab: a WebEngine view on the safe profile, and the remote-content bar."""
+    """The HTML tab: a WebEngine view on the safe profile, and the remote-content bar.
+
+    The WebEngine view (and with it Chromium) is created on the first HTML message, so
+    that opening the window costs neither the time nor the memory until it is needed.
+    """
 
     load_finished = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        # The view is created before the profile so that, as children are destroyed in
-        # order of creation, the page goes before its profile (Qt warns otherwise).
-        self.view = QWebEngineView(self)
-        self.profile, self.interceptor, self.handler = make_safe_profile(self)
-        self.page = SafePage(self.profile, self.view)
-        self.view.setPage(self.page)
-        self.page.loadFinished.connect(self.load_finished)
+        self.view: QWebEngineView | None = None
+        self.page: SafePage | None = None
+        self.profile: QWebEngineProfile | None = None
+        self.interceptor = RemoteContentInterceptor(self)
+        self.handler = MessageSchemeHandler(self)
         self.bar = QWidget(self)
         self.notice = plain_label("Remote content is blocked.", self.bar)
         self.load_remote_button = QPushButton("Load remote content", self.bar)
@@ -228,34 +232,53 @@ class HtmlPreview(QWidget):
         bar_layout.setContentsMargins(4, 2, 4, 2)
         bar_layout.addWidget(self.notice, 1)
         bar_layout.addWidget(self.load_remote_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(0)
-        layout.addWidget(self.bar)
-        layout.addWidget(self.view, 1)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(0)
+        self._layout.addWidget(self.bar)
+        self._placeholder = QWidget(self)
+        self._layout.addWidget(self._placeholder, 1)
         self._message_id: int | None = None
+
+    def _ensure_view(self) -> SafePage:
+        if self.page is not None:
+            return self.page
+        # The view is created before the profile so that, as children are destroyed in
+        # order of creation, the page goes before its profile (Qt warns otherwise).
+        self.view = QWebEngineView(self)
+        self.profile = make_safe_profile(self, self.interceptor, self.handler)
+        self.interceptor.setParent(self.profile)  # from now on they live and die with it
+        self.handler.setParent(self.profile)
+        self.page = SafePage(self.profile, self.view)
+        self.view.setPage(self.page)
+        self.page.loadFinished.connect(self.load_finished)
+        self._layout.replaceWidget(self._placeholder, self.view)
+        self._placeholder.hide()
+        return self.page
 
     def show_html(self, message_id: int, html: str, parts: dict[str, tuple[str, bytes]]) -> None:
         """Render a message's HTML with remote content blocked."""
+        page = self._ensure_view()
         self._message_id = message_id
         self.interceptor.allow_remote = False
         self.interceptor.blocked.clear()
         self.load_remote_button.setEnabled(True)
         self.notice.setText("Scripts are off; remote content is blocked until you load it.")
         self.handler.set_message(message_id, html, parts)
-        self.page.load(self.handler.page_url(message_id))
+        page.load(self.handler.page_url(message_id))
 
     def clear(self) -> None:
         """Show nothing."""
         self._message_id = None
         self.interceptor.allow_remote = False
         self.handler.set_message(-1, "", {})
-        self.page.setHtml("")
+        if self.page is not None:
+            self.page.setHtml("")
 
     @Slot()
     def on_load_remote(self) -> None:
         """Allow remote content for the message shown, and reload it."""
-        if self._message_id is None:
+        if self._message_id is None or self.page is None:
             return
         self.interceptor.allow_remote = True
         self.load_remote_button.setEnabled(False)
