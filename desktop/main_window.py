@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -187,7 +187,9 @@ class MainWindow(QMainWindow):
         menu.addAction(quit_action)
         QShortcut(QKeySequence.StandardKey.Find, self, activated=self.on_find)
         QShortcut(QKeySequence("Ctrl+R"), self, activated=self.on_retry_shortcut)
-        QShortcut(QKeySequence.StandardKey.Delete, self.inbox.table, activated=self.inbox.on_delete)
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.inbox.table,
+                           activated=self.inbox.on_delete)
+        delete.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # only in the inbox list
         for n in range(4):
             QShortcut(QKeySequence(f"Alt+{n + 1}"), self,
                       activated=lambda n=n: self.tabs.setCurrentIndex(n))

@@ -248,3 +248,24 @@ def test_status_bar_shows_where_mail_goes_and_the_queue(qtbot: Any, window: Any,
     http_host, http_port = runtime.http_address
     assert f"HTTP {http_host}:{http_port}" in window.address_label.text()
     qtbot.waitUntil(lambda: "1 worker(s) alive" in window.queue_label.text(), timeout=LONG)
+
+
+def test_keyboard_shortcuts_find_and_delete(qtbot: Any, window: Any, runtime: Any) -> None:
+    """Ctrl+F jumps to the inbox search; Delete deletes only while the inbox list has focus."""
+    send_mail(runtime, "Only message", "x")
+    qtbot.waitUntil(lambda: window.inbox_model.total == 1, timeout=LONG)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == window.TAB_INBOX
+    qtbot.waitUntil(lambda: window.inbox.search_edit.hasFocus(), timeout=LONG)
+
+    window.inbox.table.selectRow(0)
+    qtbot.waitUntil(lambda: window.inbox.preview.message is not None, timeout=LONG)
+    preview = window.inbox.preview
+    preview.tabs.setCurrentIndex(preview.TAB_ATTACHMENTS)
+    preview.attachments_view.setFocus()
+    qtbot.keyClick(preview.attachments_view, Qt.Key.Key_Delete)  # in the preview, not the list
+    window.inbox.table.setFocus()
+    assert runtime.store.count_messages() == 1
+    qtbot.keyClick(window.inbox.table, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: runtime.store.count_messages() == 0, timeout=LONG)
