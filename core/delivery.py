@@ -340,7 +340,10 @@ class SmtpSender:
                 _close_quietly(conn)
             else:
                 return conn, True
-        conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        # A fixed EHLO name: the default (socket.getfqdn) can wait seconds on DNS.
+        conn = smtplib.SMTP(
+            self.host, self.port, local_hostname="mailroom.localhost", timeout=self.timeout
+        )
         return conn, False
 
     def _release(self, conn: smtplib.SMTP) -> None:

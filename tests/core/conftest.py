@@ -50,6 +50,7 @@ class RecordingHandler:
     # Seconds to wait before answering DATA (to trip the client's timeout).
     data_delay: float = 0.0
     connections: int = 0
+    ehlo_names: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_EHLO(
@@ -58,6 +59,7 @@ class RecordingHandler:
     ) -> list[str]:
         with self.lock:
             self.connections += 1
+            self.ehlo_names.append(hostname)
         session.host_name = hostname
         return responses
 

@@ -396,3 +396,9 @@ def test_unexpected_error_while_sending_leaves_no_row_stuck(
     row = engine.get_outbox(r.outbox_id)
     assert row is not None and row.status == "retrying"
     assert "bug in sender" in (row.last_error or "")
+
+
+def test_ehlo_uses_a_fixed_name(engine: Engine, smtp: SmtpServer) -> None:
+    """The client greets with a fixed name, so no DNS look-up (getfqdn) delays delivery."""
+    engine.register("ehlo@example.com", PASSWORD, delivery="sync")
+    assert smtp.handler.ehlo_names == ["mailroom.localhost"]
