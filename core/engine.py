@@ -125,8 +125,9 @@ class Engine:
 
     def retry(self, outbox_ids: Iterable[int]) -> list[int]:
         """Failed rows → queued and re-enqueued; returns the ids actually retried."""
+        ids = list(outbox_ids)  # materialise: the transaction may run again
         moved = self.db.run_locked_retry(
-            lambda: outbox.requeue_failed(self.db, list(outbox_ids), self.settings.retry)
+            lambda: outbox.requeue_failed(self.db, ids, self.settings.retry)
         )
         for outbox_id in moved:
             self._enqueue_quietly(outbox_id)
@@ -147,7 +148,8 @@ class Engine:
         if not candidates:
             return 0
         waiting = self.queue.outbox_ids_waiting()
-        todo = [i for i in candidates if i in released or i not in waiting]
+        forced = set(released)
+        todo = [i for i in candidates if i in forced or i not in waiting]
         for outbox_id in todo:
             self.queue.enqueue(outbox_id)
         self.db.run_locked_retry(lambda: outbox.touch(self.db, todo))

@@ -92,15 +92,19 @@ class Worker:
             check_worker_health=False,
             shutdown_timeout=settings.smtp_timeout + 5.0,
         )
-        self._maintenance = threading.Thread(
-            target=self._maintain, name="mailroom-sweeper", daemon=True
-        )
+        # Two threads: a slow sweep (or a long lock wait) must never delay the heartbeat,
+        # or other processes would take this worker for dead and release its rows.
+        self._threads = [
+            threading.Thread(target=self._sweep_loop, name="mailroom-sweeper", daemon=True),
+            threading.Thread(target=self._beat_loop, name="mailroom-heartbeat", daemon=True),
+        ]
 
     def start(self) -> Worker:
         """Start the consumer threads, the heartbeat and the sweeper (which runs once at once)."""
         self._beat(first=True)
         self.consumer.start()
-        self._maintenance.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     @property
@@ -116,8 +120,9 @@ class Worker:
             self._stopped = True
         self._stop.set()
         self.consumer.stop(graceful=True)
-        if self._maintenance.is_alive():
-            self._maintenance.join(timeout=self._settings.smtp_timeout + 5.0)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=self._settings.smtp_timeout + 5.0)
         try:
             with self._db.write() as s:
                 s.execute(delete(WorkerBeat).where(col(WorkerBeat.id) == self.id))
@@ -155,25 +160,22 @@ class Worker:
 
         self._db.run_locked_retry(write, timeout=10.0)
 
-    def _maintain(self) -> None:
-        interval = max(0.05, min(self._settings.heartbeat_seconds,
-                                 self._settings.sweep_interval_seconds))
-        next_sweep = 0.0
-        next_beat = now_ts() + self._settings.heartbeat_seconds
+    def _sweep_loop(self) -> None:
         while not self._stop.is_set():
-            now = now_ts()
             try:
-                if now >= next_sweep:
-                    n = self._sweep()
-                    if n:
-                        log.info("sweeper re-enqueued %d outbox rows", n)
-                    next_sweep = now + self._settings.sweep_interval_seconds
-                if now >= next_beat:
-                    self._beat()
-                    next_beat = now + self._settings.heartbeat_seconds
+                n = self._sweep()
+                if n:
+                    log.info("sweeper re-enqueued %d outbox rows", n)
             except Exception:
-                log.exception("worker maintenance failed; will try again")
-            self._stop.wait(interval)
+                log.exception("sweep failed; will try again")
+            self._stop.wait(self._settings.sweep_interval_seconds)
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self._settings.heartbeat_seconds):
+            try:
+                self._beat()
+            except Exception:
+                log.exception("heartbeat failed; will try again")
 
 
 def run_blocking(start: Callable[[], Worker], stop_event: threading.Event | None = None) -> None:
