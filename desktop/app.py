@@ -39,30 +39,46 @@ def prepare_qt() -> None:
     register_url_schemes()
 
 
-def install_signal_handlers(app: object) -> object:
-    """Make Ctrl-C and SIGTERM quit the Qt event loop; returns the wake-up timer.
+class QuitOnSignal:
+    """Ctrl-C and SIGTERM quit the Qt event loop, even when they arrive before it runs.
 
-    A signal that arrives before the event loop runs is remembered: the timer's first
-    tick inside the loop quits then (QCoreApplication.quit does nothing before exec).
+    Python runs signal handlers only between bytecodes, so a QTimer wakes the
+    interpreter a few times a second; a signal that came before the event loop started
+    is remembered (`requested`) and the timer's first tick inside the loop quits.
     """
-    from PySide6.QtCore import QCoreApplication, QTimer
 
-    requested: list[int] = []
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        requested.append(signum)
+        self.signals: list[int] = []
+        signal.signal(signal.SIGINT, self._handler)
+        signal.signal(signal.SIGTERM, self._handler)
+        self.timer = QTimer()
+        self.timer.timeout.connect(self._wake_up)
+        self.timer.start(WAKE_UP_MS)
+
+    @property
+    def requested(self) -> bool:
+        """True once a quit signal arrived."""
+        return bool(self.signals)
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        from PySide6.QtCore import QCoreApplication
+
+        self.signals.append(signum)
         QCoreApplication.quit()
 
-    def wake_up() -> None:
-        if requested:
+    def _wake_up(self) -> None:
+        if self.signals:
+            from PySide6.QtCore import QCoreApplication
+
             QCoreApplication.quit()
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    timer = QTimer()
-    timer.timeout.connect(wake_up)  # also lets Python run its signal handlers at all
-    timer.start(WAKE_UP_MS)
-    return timer
+    def close(self) -> None:
+        """Stop the timer and give the signals back to Python's defaults."""
+        self.timer.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_gui(settings: Settings, *, run_catcher: bool, run_worker: bool, workers: int) -> int:
@@ -85,24 +101,28 @@ def run_gui(settings: Settings, *, run_catcher: bool, run_worker: bool, workers:
     app.setOrganizationName("Mailroom")
     app.setDesktopFileName("mailroom")
     QGuiApplication.setWindowIcon(QIcon.fromTheme("mail-message"))
+    quit_on_signal = QuitOnSignal()  # before anything slow: a signal is never lost
     runtime = Runtime(settings, run_catcher=run_catcher, run_worker=run_worker, workers=workers)
     try:
         runtime.start()
     except StartupError as exc:
         runtime.close()
+        quit_on_signal.close()
         print(f"mailroom: {exc}", file=sys.stderr)
         QMessageBox.critical(None, "Mailroom cannot start", str(exc))
         return 1
-    timer = install_signal_handlers(app)
     window = MainWindow(runtime)
     app.aboutToQuit.connect(window.close)
-    window.show()
     try:
-        code = app.exec()
+        if not quit_on_signal.requested:
+            window.show()
+            code = app.exec()
+        else:
+            code = 0
     finally:
         window.close()
         window.shutdown()
         shiboken6.delete(window)  # before the app goes: pages must die before their profile
         runtime.close()
-        del timer
+        quit_on_signal.close()
     return int(code)
