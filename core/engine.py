@@ -74,9 +74,11 @@ class Engine:
             settings=settings,
             hasher=self.hasher,
             secret=self.secret,
-            enqueue=self.queue.enqueue,
+            enqueue=self._enqueue,
             deliver_now=self.deliver,
         )
+        # Set after each enqueue: wakes this process's idle worker threads at once.
+        self._wake = threading.Event()
         self._workers: list[Worker] = []
         self._workers_lock = threading.Lock()
         self._closed = False
@@ -151,7 +153,7 @@ class Engine:
         forced = set(released)
         todo = [i for i in candidates if i in forced or i not in waiting]
         for outbox_id in todo:
-            self.queue.enqueue(outbox_id)
+            self._enqueue(outbox_id)
         self.db.run_locked_retry(lambda: outbox.touch(self.db, todo))
         return len(todo)
 
@@ -218,9 +220,13 @@ class Engine:
             display_address=row.to_addr,
         )
 
+    def _enqueue(self, outbox_id: int) -> None:
+        self.queue.enqueue(outbox_id)
+        self._wake.set()
+
     def _enqueue_quietly(self, outbox_id: int) -> None:
         try:
-            self.queue.enqueue(outbox_id)
+            self._enqueue(outbox_id)
         except Exception:
             log.exception("enqueue of %s failed; the sweeper will pick it up", outbox_id)
 
@@ -236,6 +242,7 @@ class Engine:
             workers=workers,
             on_stop=self._forget_worker,
             engine_id=self.instance_id,
+            wake=self._wake,
         )
         with self._workers_lock:
             self._workers.append(worker)

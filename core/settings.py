@@ -74,9 +74,10 @@ class Settings:
     sweep_grace_seconds: float = 5.0
     # Worker liveness: a heartbeat row is refreshed this often; 3 missed beats = gone.
     heartbeat_seconds: float = 2.0
-    # Idle Huey workers poll the queue starting at this delay, backing off to the max.
-    worker_poll_seconds: float = 0.05
-    worker_max_poll_seconds: float = 0.25
+    # Idle Huey workers poll the queue starting at this delay, backing off to the max
+    # (a poll is one indexed SELECT; work enqueued by the same process wakes them at once).
+    worker_poll_seconds: float = 0.02
+    worker_max_poll_seconds: float = 0.1
     # How often scheduled (delayed) retries are moved to the queue; Huey's minimum is 1 s.
     scheduler_interval_seconds: float = 1.0
     # argon2id cost; None means argon2-cffi's defaults (tests pass cheap values).

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
@@ -23,6 +24,7 @@ from typing import Any
 
 from huey import Huey
 from huey.consumer import Consumer, Scheduler
+from huey.consumer import Worker as HueyWorker
 from sqlalchemy import delete
 from sqlmodel import col
 
@@ -43,13 +45,48 @@ class _Scheduler(Scheduler):  # type: ignore[misc]
         self.interval = self.interval_seconds
 
 
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
-    """A Huey consumer that leaves the host program's signal handlers alone."""
+class _Worker(HueyWorker):  # type: ignore[misc]
+    """Huey's worker, woken at once when this process enqueues (instead of polling only)."""
 
-    def __init__(self, *args: Any, scheduler_seconds: float = 1.0, **kwargs: Any) -> None:
+    wake: threading.Event = threading.Event()
+    delay: float
+    default_delay: float
+    max_delay: float
+    backoff: float
+
+    def sleep(self) -> None:
+        delay = min(self.delay, self.max_delay)
+        deadline = time.monotonic() + delay
+        # Wait in short steps so that a stop request is seen promptly too.
+        while not self.stop_flag.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if self.wake.wait(min(remaining, 0.1)):
+                self.wake.clear()
+                self.delay = self.default_delay
+                return
+        self.delay = delay * self.backoff
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer that leaves the host program's signal handlers alone.
+
+    `wake`, when given, is an Event that the host sets after enqueueing: idle worker
+    threads then look at the queue at once instead of at their next poll.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        scheduler_seconds: float = 1.0,
+        wake: threading.Event | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.scheduler_class = type(
             "Scheduler", (_Scheduler,), {"interval_seconds": max(0.05, scheduler_seconds)}
         )
+        self.worker_class = type("Worker", (_Worker,), {"wake": wake or threading.Event()})
         super().__init__(*args, **kwargs)
 
     def _set_signal_handlers(self) -> None:
@@ -68,6 +105,7 @@ class Worker:
         workers: int = 2,
         on_stop: Callable[[Worker], None] | None = None,
         engine_id: str = "",
+        wake: threading.Event | None = None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.engine_id = engine_id
@@ -89,6 +127,7 @@ class Worker:
             max_delay=settings.worker_max_poll_seconds,
             scheduler_interval=1,
             scheduler_seconds=settings.scheduler_interval_seconds,
+            wake=wake,
             check_worker_health=False,
             shutdown_timeout=settings.smtp_timeout + 5.0,
         )

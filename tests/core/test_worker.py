@@ -262,3 +262,19 @@ def test_engines_started_together_share_one_schema_and_secret(
     outputs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err for _, err in outputs]
     assert len({out.strip() for out, _ in outputs}) == 1
+
+
+def test_same_process_enqueue_wakes_an_idle_worker_at_once(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """With polling slowed to 5 s, an email registered in this process is still sent at once."""
+    engine = make_engine(worker_poll_seconds=5.0, worker_max_poll_seconds=5.0)
+    w = engine.start_worker(2)
+    try:
+        time.sleep(0.3)  # let both threads find the queue empty and go to sleep
+        t0 = time.monotonic()
+        r = engine.register("woken@example.com", PASSWORD)
+        wait_until(lambda: _status(engine, r.outbox_id) == "sent", 5, "sent")
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        w.stop()
