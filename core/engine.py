@@ -58,7 +58,8 @@ class Engine:
         `sender` replaces SMTP delivery (for example with delivery.MemorySender).
         """
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private when we create it: it holds password hashes and the token secret.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.secret = load_or_create_secret(settings.data_dir)
         self.db = Database(settings.app_database_url)
         self.db.create_schema()
