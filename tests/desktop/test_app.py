@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +43,17 @@ def test_run_gui_without_a_display_says_so_and_suggests_serve(
     assert len(err) == 1 and "mailroom serve" in err[0]
 
 
+def test_mailroom_without_a_display_says_so_in_one_line(data_dir: Path) -> None:
+    """`mailroom` with no display exits non-zero with one line that suggests `mailroom serve`."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-m", "desktop.cli", "--data-dir", str(data_dir)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mailroom serve" in lines[0], result.stderr
+
+
 def _wait_port(port: int, deadline: float) -> bool:
     while time.monotonic() < deadline:
         try:
@@ -58,19 +68,12 @@ def _wait_port(port: int, deadline: float) -> bool:
 def test_window_process_stops_cleanly_on_a_signal(
     signum: int, data_dir: Path, free_port: Callable[[], int]
 ) -> None:
-    """The GUI process quits on SIGTERM / Ctrl-C with exit code 0 and frees its ports."""
+    """`mailroom` (the window) quits on SIGTERM / Ctrl-C with exit code 0 and frees its ports."""
     smtp_port, http_port = free_port(), free_port()
-    code = textwrap.dedent(f"""
-        import sys
-        from pathlib import Path
-        from core.settings import Settings
-        from desktop.app import run_gui
-        settings = Settings(data_dir=Path({str(data_dir)!r}), smtp_port={smtp_port},
-                            http_port={http_port})
-        sys.exit(run_gui(settings, run_catcher=True, run_worker=True, workers=1))
-    """)
+    command = [sys.executable, "-m", "desktop.cli", "--data-dir", str(data_dir),
+               "--smtp-port", str(smtp_port), "--http-port", str(http_port), "--workers", "1"]
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
+    proc = subprocess.Popen(command, cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert _wait_port(http_port, time.monotonic() + 30), "the window never started"
