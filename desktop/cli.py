@@ -329,8 +329,11 @@ def cmd_resend(args: argparse.Namespace) -> int:
         engine.close()
     if args.json:
         print_json(result)
-    else:
+    elif result.outbox_id is not None:
         print(f"activation email queued again for {result.email} (outbox {result.outbox_id})")
+    else:
+        # The engine answers alike for unknown and active addresses (no enumeration).
+        print(f"{result.message} (nothing queued: no pending user with that address)")
     return 0
 
 
