@@ -34,8 +34,6 @@ from desktop.views.registrations import RegistrationsView
 from desktop.views.widgets import plain_label
 from desktop.watcher import POLL_INTERVAL_MS, ChangeWatcher
 
-USERS_LIMIT = 2000
-OUTBOX_LIMIT = 2000
 FAULTS_LIMIT = 200
 STATS_INTERVAL_MS = 1000
 CLASSIFY_DELAY_MS = 1500
@@ -67,8 +65,8 @@ class MainWindow(QMainWindow):
         self.controller = Controller(services, self.runner, self)
 
         # Models
-        self.users_model = UsersModel(self)
-        self.outbox_model = OutboxModel(self)
+        self.users_model = UsersModel(services.engine, self.runner, self)
+        self.outbox_model = OutboxModel(services.engine, self.runner, self)
         self.attempts_model = AttemptsModel(self)
         self.inbox_model = InboxModel(services.store, self.runner, self)
         self.rules_model = ChaosRulesModel(self)
@@ -98,8 +96,6 @@ class MainWindow(QMainWindow):
         self._show_addresses()
 
         # State
-        self._outbox_filter: str | None = None
-        self._user_count = 0
         self._inbox_seen_total: int | None = None
         self._known_user_ids: set[int] | None = None
         self._own_signups: set[int] = set()
@@ -108,12 +104,6 @@ class MainWindow(QMainWindow):
 
         # Queries (one in flight per kind)
         engine, store = services.engine, services.store
-        self._users = Refresher(
-            self.runner,
-            lambda: lambda: (engine.list_users(limit=USERS_LIMIT), engine.count_users()),
-            self._apply_users,
-        )
-        self._outbox = Refresher(self.runner, self._outbox_job, self._apply_outbox)
         self._attempts = Refresher(self.runner, self._attempts_job, self._apply_attempts)
         self._path = Refresher(self.runner, self._path_job, self._apply_path)
         self._stats = Refresher(self.runner, lambda: engine.queue_stats, self._apply_stats)
@@ -173,6 +163,8 @@ class MainWindow(QMainWindow):
         c.info.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.failed.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.inbox_model.refreshed.connect(self._on_inbox_refreshed)
+        self.users_model.refreshed.connect(self._on_users_refreshed)
+        self.outbox_model.refreshed.connect(self.outbox.rows_changed)
 
     def _make_menu_and_shortcuts(self) -> None:
         menu = self.menuBar().addMenu("&Mailroom")
@@ -199,8 +191,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def refresh_app(self) -> None:
         """Reload what lives in the app database (users, outbox, attempts, path, stats)."""
-        self._users.request()
-        self._outbox.request()
+        self.users_model.refresh()
+        self.outbox_model.refresh()
         self._stats.request()
         if self.outbox.selected_id is not None:
             self._attempts.request()
@@ -218,13 +210,10 @@ class MainWindow(QMainWindow):
     @property
     def busy(self) -> bool:
         """True while any query is running or due (tests wait for this to settle)."""
-        refreshers = (self._users, self._outbox, self._attempts, self._path, self._stats,
-                      self._chaos)
-        return any(r.busy for r in refreshers) or self.inbox_model.busy or self.runner.pending > 0
-
-    def _outbox_job(self) -> Any:
-        engine, status = self.services.engine, self._outbox_filter
-        return lambda: engine.list_outbox(status=status, limit=OUTBOX_LIMIT)
+        refreshers = (self._attempts, self._path, self._stats, self._chaos)
+        models = (self.users_model, self.outbox_model, self.inbox_model)
+        return (any(r.busy for r in refreshers) or any(m.busy for m in models)
+                or self.runner.pending > 0)
 
     def _attempts_job(self) -> Any:
         engine, outbox_id = self.services.engine, self.outbox.selected_id
@@ -234,11 +223,9 @@ class MainWindow(QMainWindow):
         user_id = self.registrations.selected_user_id
         return self.controller.path_job(user_id)
 
-    def _apply_users(self, result: tuple[list[Any], int]) -> None:
-        users, count = result
-        self._user_count = count
-        self.users_model.set_rows(users)
+    def _on_users_refreshed(self) -> None:
         self.registrations.restore_selection()
+        users = self.users_model.first_page()
         if self._known_user_ids is None:
             self._known_user_ids = {int(u.id) for u in users}  # those before the window
         else:
@@ -264,10 +251,6 @@ class MainWindow(QMainWindow):
             if uid not in self._own_signups and user.signup_ms is not None:
                 at = user.created_at.timestamp()
                 self.registrations.chart.add_signup(float(user.signup_ms), "other", at=at)
-
-    def _apply_outbox(self, rows: list[Any]) -> None:
-        self.outbox_model.set_rows(rows)
-        self.outbox.rows_changed()
 
     def _apply_attempts(self, result: tuple[int | None, list[Any]]) -> None:
         outbox_id, attempts = result
@@ -328,7 +311,7 @@ class MainWindow(QMainWindow):
                                                      "failed") if by.get(s))
         inbox = self._inbox_seen_total if self._inbox_seen_total is not None else 0
         self.counts_label.setText(
-            f"{self._user_count} users · outbox: {outbox or 'empty'} · {inbox} captured")
+            f"{self.users_model.total} users · outbox: {outbox or 'empty'} · {inbox} captured")
 
     def _show_addresses(self) -> None:
         s = self.services
@@ -348,8 +331,7 @@ class MainWindow(QMainWindow):
         self.registrations.chart.add_signup(elapsed_ms, mode)
 
     def _on_outbox_filter(self, status: str | None) -> None:
-        self._outbox_filter = status
-        self._outbox.request()
+        self.outbox_model.set_query(status)
 
     @Slot(int)
     def open_message(self, message_id: int) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 
-from desktop.models.base import ALIGN, FOREGROUND, TOOLTIP, RowsModel
+from desktop.models.base import ALIGN, DISPLAY, FOREGROUND, TOOLTIP, RowsModel
 from desktop.models.colors import state_color
 from desktop.models.format import fmt_full_time, fmt_ms, fmt_time, one_line
+from desktop.models.paged import PagedTableModel
+from desktop.tasks import TaskRunner
 
 
 def reply_text(code: object, reply: object) -> str:
@@ -17,13 +19,30 @@ def reply_text(code: object, reply: object) -> str:
     return " ".join(p for p in parts if p)
 
 
-class OutboxModel(RowsModel[Any]):
-    """Rows are core `OutboxView`s, newest first."""
+class OutboxModel(PagedTableModel):
+    """Rows are core `OutboxView`s, newest first, in pages; the query is a state or None."""
 
     (COL_ID, COL_KIND, COL_TO, COL_STATUS, COL_ATTEMPTS, COL_NEXT, COL_LAST, COL_CREATED,
      COL_SENT) = range(9)
     HEADERS = ("#", "Kind", "To", "State", "Attempts", "Next attempt", "Last reply", "Created",
                "Sent")
+    PLACEHOLDER_COLUMN = COL_TO
+
+    def __init__(self, engine: Any, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(runner, parent)
+        self._engine = engine
+
+    def fetch_count(self, query: Any) -> int:
+        by_status = self._engine.queue_stats().by_status
+        return int(sum(by_status.values()) if query is None else by_status.get(query, 0))
+
+    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
+        return list(self._engine.list_outbox(status=query, limit=limit, offset=offset))
+
+    def cell(self, row: Any, column: int, role: int) -> Any:
+        if role == DISPLAY:
+            return self.display(row, column)
+        return self.cell_data(row, column, role)
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:

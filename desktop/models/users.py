@@ -1,19 +1,39 @@
-"""The Registrations list: one row per user, newest first."""
+"""The Registrations list: every user, newest first, fetched in pages (see models.paged)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from desktop.models.base import FOREGROUND, TOOLTIP, RowsModel
+from PySide6.QtCore import QObject
+
+from desktop.models.base import DISPLAY, FOREGROUND, TOOLTIP
 from desktop.models.colors import state_color
 from desktop.models.format import fmt_full_time, fmt_ms, fmt_time, one_line
+from desktop.models.paged import PagedTableModel
+from desktop.tasks import TaskRunner
 
 
-class UsersModel(RowsModel[Any]):
+class UsersModel(PagedTableModel):
     """Rows are core `UserView`s (id, email, display_name, status, created_at, ...)."""
 
     COL_ID, COL_EMAIL, COL_NAME, COL_STATUS, COL_CREATED, COL_SIGNUP, COL_ACTIVATED = range(7)
     HEADERS = ("#", "Email", "Name", "Status", "Signed up", "Sign-up took", "Activated")
+    PLACEHOLDER_COLUMN = COL_EMAIL
+
+    def __init__(self, engine: Any, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(runner, parent)
+        self._engine = engine
+
+    def fetch_count(self, query: Any) -> int:
+        return int(self._engine.count_users())
+
+    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
+        return list(self._engine.list_users(limit=limit, offset=offset))
+
+    def cell(self, row: Any, column: int, role: int) -> Any:
+        if role == DISPLAY:
+            return self.display(row, column)
+        return self.cell_data(row, column, role)
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:

@@ -54,6 +54,7 @@ class OutboxView(QWidget):
         set_column_widths(self.table, {0: 5, 1: 10, 2: 26, 3: 8, 4: 8, 5: 10, 7: 9, 8: 9})
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.model.modelReset.connect(self.restore_selection)
+        self.model.page_loaded.connect(lambda _: self.restore_selection())
         self.attempts_table = make_table(attempts, self, stretch_column=AttemptsModel.COL_REPLY,
                                          object_name="attempts_table")
         set_column_widths(self.attempts_table, {0: 7, 1: 22, 2: 8, 3: 5, 5: 9})

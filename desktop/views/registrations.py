@@ -96,6 +96,7 @@ class RegistrationsView(QWidget):
         set_column_widths(self.table, {0: 3, 2: 12, 3: 7, 4: 8, 5: 9, 6: 8})
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.model.modelReset.connect(self.restore_selection)
+        self.model.page_loaded.connect(lambda _: self.restore_selection())
         self.path_view = SignupPathView(self)
         self.chart = LiveChart(self)
 

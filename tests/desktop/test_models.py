@@ -69,14 +69,20 @@ def engine(data_dir: Path, free_port: Callable[[], int]) -> Iterator[Engine]:
     e.close()
 
 
+def refreshed(qtbot: Any, model: Any) -> None:
+    """Refresh a paged model and wait for the count and first page."""
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+
+
 def test_users_model_passes_modeltester_and_inserts_new_users_on_top(
-    qtbot: Any, qtmodeltester: Any, engine: Engine
+    qtbot: Any, qtmodeltester: Any, engine: Engine, runner: TaskRunner
 ) -> None:
     """New users are inserted at the top (no reset), so a view keeps its selection."""
     for name in ("ada", "grace"):
         engine.register(f"{name}@example.com", PASSWORD, name.title())
-    model = UsersModel()
-    model.set_rows(engine.list_users())
+    model = UsersModel(engine, runner)
+    refreshed(qtbot, model)
     qtmodeltester.check(model)
     assert model.data(model.index(0, model.COL_EMAIL)) == "grace@example.com"
 
@@ -84,7 +90,7 @@ def test_users_model_passes_modeltester_and_inserts_new_users_on_top(
     resets: list[int] = []
     model.modelReset.connect(lambda: resets.append(1))
     with qtbot.waitSignal(model.rowsInserted) as inserted:
-        model.set_rows(engine.list_users())
+        refreshed(qtbot, model)
     assert inserted.args[1:] == [0, 0]
     assert resets == []
     assert [model.data(model.index(r, model.COL_EMAIL)) for r in range(3)] == [
@@ -92,45 +98,50 @@ def test_users_model_passes_modeltester_and_inserts_new_users_on_top(
     qtmodeltester.check(model)
 
 
-def test_limited_list_moves_rows_instead_of_resetting(qtbot: Any, qtmodeltester: Any,
-                                                     engine: Engine) -> None:
-    """A list at its limit takes new rows on top and drops the oldest, without a reset."""
-    for name in ("ada", "grace", "alan"):
-        engine.register(f"{name}@example.com", PASSWORD, name.title())
-    model = UsersModel()
-    model.set_rows(engine.list_users(limit=2))
-    engine.register("edsger@example.com", PASSWORD, "Edsger")
+def test_outbox_state_changes_update_rows_in_place(
+    qtbot: Any, engine: Engine, runner: TaskRunner
+) -> None:
+    """A delivery attempt changes the row's state in place (dataChanged, no reset)."""
+    engine.register("ada@example.com", PASSWORD, "Ada")
+    model = OutboxModel(engine, runner)
+    refreshed(qtbot, model)
+    assert model.data(model.index(0, model.COL_STATUS)) == "queued"
+    engine.deliver(model.row_at(0).id)  # nobody listens on the SMTP port: retry later
     resets: list[int] = []
     model.modelReset.connect(lambda: resets.append(1))
-    with qtbot.waitSignals([model.rowsRemoved, model.rowsInserted]):
-        model.set_rows(engine.list_users(limit=2))
+    with qtbot.waitSignal(model.dataChanged):
+        refreshed(qtbot, model)
     assert resets == []
-    assert [u.email for u in model.rows] == ["edsger@example.com", "alan@example.com"]
-    qtmodeltester.check(model)
+    assert model.data(model.index(0, model.COL_STATUS)) == "retrying"
+    assert model.data(model.index(0, model.COL_ATTEMPTS)) == "1/4"
 
 
-def test_users_model_reports_changed_rows_only(qtbot: Any, engine: Engine) -> None:
-    """A changed row (activation) emits dataChanged for that row, not a reset."""
+def test_outbox_model_filters_by_state(
+    qtbot: Any, engine: Engine, runner: TaskRunner
+) -> None:
+    """The state filter lists only rows in that state, and counts only those."""
     engine.register("ada@example.com", PASSWORD, "Ada")
-    model = UsersModel()
-    rows = engine.list_users()
-    model.set_rows(rows)
-    changed = [dataclasses.replace(rows[0], status="active")]
-    with qtbot.waitSignal(model.dataChanged) as signal:
-        model.set_rows(changed)
-    assert signal.args[0].row() == 0
-    assert model.data(model.index(0, model.COL_STATUS)) == "active"
+    engine.register("grace@example.com", PASSWORD, "Grace")
+    model = OutboxModel(engine, runner)
+    refreshed(qtbot, model)
+    engine.deliver(model.row_at(0).id)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.set_query("retrying")
+    assert model.rowCount() == 1 and model.row_at(0).status == "retrying"
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.set_query(None)
+    assert model.rowCount() == 2
 
 
 def test_outbox_and_attempts_models_pass_modeltester(
-    qtmodeltester: Any, runtime: Any, qtbot: Any
+    qtmodeltester: Any, runtime: Any, qtbot: Any, runner: TaskRunner
 ) -> None:
     """Outbox rows and delivery attempts from a real delivery show state, reply and timing."""
     engine = runtime.engine
     engine.register("ada@example.com", PASSWORD, "Ada")
     qtbot.waitUntil(lambda: engine.list_outbox()[0].status == "sent", timeout=15000)
-    outbox = OutboxModel()
-    outbox.set_rows(engine.list_outbox())
+    outbox = OutboxModel(engine, runner)
+    refreshed(qtbot, outbox)
     qtmodeltester.check(outbox)
     assert outbox.data(outbox.index(0, outbox.COL_STATUS)) == "sent"
     attempts = AttemptsModel()
@@ -138,6 +149,24 @@ def test_outbox_and_attempts_models_pass_modeltester(
     qtmodeltester.check(attempts)
     assert attempts.data(attempts.index(0, attempts.COL_CODE)) == "250"
     assert attempts.data(attempts.index(0, attempts.COL_DURATION)).endswith(("ms", "s"))
+
+
+def test_rows_model_moves_rows_instead_of_resetting(qtbot: Any, qtmodeltester: Any) -> None:
+    """A small list (rules, attempts) takes new rows on top and drops old ones without a reset."""
+    model = ChaosRulesModel()
+    rules = [ChaosRule(stage="rcpt", code=451, id=i) for i in (3, 2, 1)]
+    model.set_rows(rules[1:])
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    with qtbot.waitSignals([model.rowsRemoved, model.rowsInserted]):
+        model.set_rows(rules[:2])
+    assert resets == []
+    assert [r.id for r in model.rows] == [3, 2]
+    changed = [dataclasses.replace(rules[0], code=550), rules[1]]
+    with qtbot.waitSignal(model.dataChanged) as signal:
+        model.set_rows(changed)
+    assert signal.args[0].row() == 0 and resets == []
+    qtmodeltester.check(model)
 
 
 def test_inbox_model_loads_pages_on_demand(

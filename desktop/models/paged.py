@@ -1,0 +1,229 @@
+"""A table model over a long, newest-first list, fetched in pages on the thread pool.
+
+The model knows how many rows match its query (one count) and keeps a small cache of
+pages of `PAGE_SIZE` rows. A row whose page is not cached shows a placeholder and
+asks for its page; when the page arrives the rows are updated. So a list of 100,000
+rows costs one count and the pages actually looked at.
+
+`refresh()` reloads the count and the first page. When rows were only added on top
+(newest first), they are inserted, so that a view keeps its selection and scroll
+position; other changes (a row's state) update the cells in place; anything else
+(a different query, deletions) resets the model.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, Qt, Signal
+
+from desktop.models.base import DISPLAY, USER, Index
+from desktop.tasks import Refresher, TaskRunner
+
+PAGE_SIZE = 200
+MAX_PAGES = 60
+
+
+class PagedTableModel(QAbstractTableModel):
+    """Subclasses say how to count and fetch (on the pool) and how a cell looks."""
+
+    refreshed = Signal()  # the count and first page have been (re)loaded
+    page_loaded = Signal(int)
+
+    HEADERS: tuple[str, ...] = ()
+    PLACEHOLDER_COLUMN = 0
+
+    def __init__(self, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._runner = runner
+        self._query: Any = None
+        self._shown_query: Any = None
+        self._count = 0
+        self._pages: OrderedDict[int, list[Any]] = OrderedDict()
+        self._requested: set[int] = set()
+        self._generation = 0
+        self._loaded_once = False
+        self._refresher = Refresher(runner, self._make_refresh_job, self._apply_refresh)
+
+    # What subclasses say ----------------------------------------------------------------
+    def fetch_count(self, query: Any) -> int:
+        """How many rows match query (runs on the pool)."""
+        raise NotImplementedError
+
+    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
+        """Rows offset..offset+limit of query, newest first (runs on the pool)."""
+        raise NotImplementedError
+
+    def cell(self, row: Any, column: int, role: int) -> Any:
+        """What one cell shows for a role."""
+        raise NotImplementedError
+
+    def key(self, row: Any) -> object:
+        """The identity of a row."""
+        return row.id
+
+    # Public API ---------------------------------------------------------------------------
+    @property
+    def query(self) -> Any:
+        """What the list is filtered by (None: everything)."""
+        return self._query
+
+    @property
+    def total(self) -> int:
+        """How many rows match the query (as of the last refresh)."""
+        return self._count
+
+    @property
+    def loaded_once(self) -> bool:
+        """True after the first count and page have arrived."""
+        return self._loaded_once
+
+    @property
+    def busy(self) -> bool:
+        """True while a refresh is running or due."""
+        return self._refresher.busy
+
+    def set_query(self, query: Any) -> None:
+        """Filter the list; it reloads off the GUI thread."""
+        if query == self._query:
+            return
+        self._query = query
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Reload the count and the first page (after a change in the store)."""
+        self._refresher.request()
+
+    def first_page(self) -> list[Any]:
+        """The newest rows, as loaded by the last refresh."""
+        return list(self._pages.get(0, []))
+
+    def row_at(self, row: int) -> Any | None:
+        """The read object shown in `row`, if its page is loaded."""
+        page = self._pages.get(row // PAGE_SIZE)
+        if page is None:
+            return None
+        i = row % PAGE_SIZE
+        return page[i] if i < len(page) else None
+
+    def row_of(self, key: object) -> int | None:
+        """The row showing the object with this key, among the loaded pages."""
+        for number, page in self._pages.items():
+            for i, item in enumerate(page):
+                if self.key(item) == key:
+                    return number * PAGE_SIZE + i
+        return None
+
+    def update_row(self, item: Any) -> None:
+        """Show a changed object at once, without waiting for a refresh."""
+        row = self.row_of(self.key(item))
+        if row is None:
+            return
+        self._pages[row // PAGE_SIZE][row % PAGE_SIZE] = item
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.HEADERS) - 1))
+
+    # Loading -------------------------------------------------------------------------------
+    def _make_refresh_job(self) -> Callable[[], tuple[Any, int, list[Any]]]:
+        query = self._query
+
+        def job() -> tuple[Any, int, list[Any]]:
+            count = self.fetch_count(query)
+            return query, count, self.fetch_page(query, 0, PAGE_SIZE)
+
+        return job
+
+    def _apply_refresh(self, result: tuple[Any, int, list[Any]]) -> None:
+        query, count, first = result
+        if query != self._query:
+            return  # the query changed meanwhile; a newer refresh is on its way
+        old_count = self._count
+        old_first = self._pages.get(0) or []
+        new_keys = [self.key(r) for r in first]
+        old_top = self.key(old_first[0]) if old_first else None
+        shift = new_keys.index(old_top) if old_top is not None and old_top in new_keys else -1
+        same_query = query == self._shown_query and self._loaded_once
+        self._generation += 1
+        self._requested.clear()
+        if same_query and shift > 0 and count - old_count == shift:
+            # New rows on top: insert them so that the view keeps selection and position.
+            self.beginInsertRows(QModelIndex(), 0, shift - 1)
+            self._count = count
+            self._pages = OrderedDict({0: first})
+            self.endInsertRows()
+            self._emit_all_changed()
+        elif same_query and shift == 0 and count == old_count:
+            self._pages = OrderedDict({0: first})
+            self._emit_all_changed()
+        else:
+            self.beginResetModel()
+            self._count = count
+            self._pages = OrderedDict({0: first})
+            self._shown_query = query
+            self.endResetModel()
+        self._loaded_once = True
+        self.refreshed.emit()
+
+    def _emit_all_changed(self) -> None:
+        if self._count:
+            last = self.index(self._count - 1, len(self.HEADERS) - 1)
+            self.dataChanged.emit(self.index(0, 0), last)
+
+    def _request_page(self, number: int) -> None:
+        if number in self._requested:
+            return
+        self._requested.add(number)
+        query, generation = self._query, self._generation
+
+        def job() -> list[Any]:
+            return self.fetch_page(query, number * PAGE_SIZE, PAGE_SIZE)
+
+        self._runner.submit(job, lambda rows: self._on_page(generation, number, rows))
+
+    def _on_page(self, generation: int, number: int, rows: list[Any]) -> None:
+        if generation != self._generation:
+            return
+        self._pages[number] = rows
+        self._pages.move_to_end(number)
+        while len(self._pages) > MAX_PAGES:
+            dropped, _ = self._pages.popitem(last=False)
+            self._requested.discard(dropped)
+        first = number * PAGE_SIZE
+        last = min(self._count, first + PAGE_SIZE) - 1
+        if last >= first:
+            self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.HEADERS) - 1))
+        self.page_loaded.emit(number)
+
+    # Qt overrides --------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else self._count
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def data(self, index: Index, role: int = DISPLAY) -> Any:
+        if not index.isValid() or not 0 <= index.row() < self._count:
+            return None
+        number = index.row() // PAGE_SIZE
+        page = self._pages.get(number)
+        if page is None:
+            self._request_page(number)
+            if role == DISPLAY and index.column() == self.PLACEHOLDER_COLUMN:
+                return "…"
+            return None
+        i = index.row() % PAGE_SIZE
+        if i >= len(page):
+            return None
+        item = page[i]
+        if role == USER:
+            return self.key(item)
+        return self.cell(item, index.column(), role)
+
+    def headerData(  # noqa: N802
+        self, section: int, orientation: Qt.Orientation, role: int = DISPLAY
+    ) -> Any:
+        if role == DISPLAY and orientation == Qt.Orientation.Horizontal:
+            if 0 <= section < len(self.HEADERS):
+                return self.HEADERS[section]
+        return None
