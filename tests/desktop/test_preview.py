@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import shiboken6
+from PySide6.QtCore import QObject, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWebEngineCore import QWebEnginePage
 
 from desktop.models.message import MessageView
 from desktop.views.preview import MessagePreview
@@ -189,3 +192,48 @@ def _left() -> Any:
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+class _UrlCatcher(QObject):
+    """Stands in for the system browser: QDesktopServices hands it the URLs to open."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str] = []
+
+    @Slot(QUrl)
+    def open(self, url: QUrl) -> None:
+        self.opened.append(url.toString())
+
+
+@pytest.fixture
+def browser() -> Iterator[_UrlCatcher]:
+    catcher = _UrlCatcher()
+    for scheme in ("http", "https", "mailto"):
+        QDesktopServices.setUrlHandler(scheme, catcher, "open")
+    yield catcher
+    for scheme in ("http", "https", "mailto"):
+        QDesktopServices.unsetUrlHandler(scheme)
+
+
+def test_links_open_in_the_system_browser_not_in_the_preview(
+    qtbot: Any, preview: MessagePreview, store: Any, browser: _UrlCatcher
+) -> None:
+    """A clicked link goes to the system browser; the preview itself never navigates away."""
+    raw = html_message("<a href='https://example.com/activate?t=1'>Activate</a>")
+    show_and_wait(qtbot, preview, stored_view(store, raw))
+    page = preview.html.page
+    shown = page.url().toString()
+    link = QUrl("https://example.com/activate?t=1")
+    clicked = QWebEnginePage.NavigationType.NavigationTypeLinkClicked
+    assert page.acceptNavigationRequest(link, clicked, True) is False
+    assert browser.opened == ["https://example.com/activate?t=1"]
+    redirect = QWebEnginePage.NavigationType.NavigationTypeRedirect
+    assert page.acceptNavigationRequest(QUrl("http://127.0.0.1:9/"), redirect, True) is False
+    assert browser.opened == ["https://example.com/activate?t=1"]  # only clicks open
+    assert page.url().toString() == shown
+
+    preview.text.on_anchor_clicked(QUrl("https://example.com/from-text"))
+    preview.text.on_anchor_clicked(QUrl("file:///etc/passwd"))
+    assert browser.opened[-1] == "https://example.com/from-text"
+    assert len(browser.opened) == 2

@@ -269,3 +269,24 @@ def test_keyboard_shortcuts_find_and_delete(qtbot: Any, window: Any, runtime: An
     assert runtime.store.count_messages() == 1
     qtbot.keyClick(window.inbox.table, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: runtime.store.count_messages() == 0, timeout=LONG)
+
+
+def test_inbox_marks_a_message_whose_message_id_was_seen_before(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """A second capture of the same Message-ID is marked as a duplicate of the first."""
+    for _ in range(2):
+        msg = EmailMessage()
+        msg["From"] = "app@example.com"
+        msg["To"] = "someone@example.com"
+        msg["Subject"] = "Sent twice"
+        msg["Message-ID"] = "<same-id@example.com>"
+        msg.set_content("x")
+        host, port = runtime.smtp_address
+        with smtplib.SMTP(host, port, timeout=10) as smtp:
+            smtp.send_message(msg)
+    model = window.inbox_model
+    qtbot.waitUntil(lambda: model.total == 2 and model.message_at(0) is not None, timeout=LONG)
+    first_id = model.message_at(1).id
+    assert model.data(model.index(0, model.COL_NOTE)) == f"duplicate of #{first_id}"
+    assert model.data(model.index(1, model.COL_NOTE)) == ""
