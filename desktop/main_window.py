@@ -7,6 +7,8 @@ process shows within about one poll interval; nothing here blocks on a database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
@@ -177,15 +179,21 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.on_find)
-        QShortcut(QKeySequence("Ctrl+R"), self, activated=self.on_retry_shortcut)
-        delete = QShortcut(QKeySequence.StandardKey.Delete, self.inbox.table,
-                           activated=self.inbox.on_delete)
+        self._shortcut(QKeySequence(QKeySequence.StandardKey.Find), self, self.on_find)
+        self._shortcut(QKeySequence("Ctrl+R"), self, self.on_retry_shortcut)
+        delete = self._shortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.inbox.table,
+                                self.inbox.on_delete)
         delete.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # only in the inbox list
         for n in range(4):
-            QShortcut(QKeySequence(f"Alt+{n + 1}"), self,
-                      activated=lambda n=n: self.tabs.setCurrentIndex(n))
+            switch = partial(self.tabs.setCurrentIndex, n)
+            self._shortcut(QKeySequence(f"Alt+{n + 1}"), self, switch)
         self.tray: QSystemTrayIcon | None = None
+
+    @staticmethod
+    def _shortcut(key: QKeySequence, parent: QWidget, slot: Callable[[], object]) -> QShortcut:
+        shortcut = QShortcut(key, parent)
+        shortcut.activated.connect(slot)
+        return shortcut
 
     # Refresh ---------------------------------------------------------------------------
     @Slot()
@@ -399,7 +407,7 @@ class MainWindow(QMainWindow):
                 splitter.restoreState(state)
         tab = s.value("tab", 0)
         try:
-            self.tabs.setCurrentIndex(int(tab))  # type: ignore[arg-type]
+            self.tabs.setCurrentIndex(int(str(tab)))
         except (TypeError, ValueError):
             pass
         self.notify_action.setChecked(str(s.value("notify_new_mail", "false")).lower() == "true")

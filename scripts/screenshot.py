@@ -115,9 +115,7 @@ def main() -> int:
                     engine.activate(link)
             pump(3, lambda: window.users_model.row_of(ada.id) is not None)
             window.registrations.select_user(int(ada.id))
-            pump(3, lambda: any(
-                window.registrations.path_view.tree.topLevelItem(i).text(0) == "Activated"
-                for i in range(window.registrations.path_view.tree.topLevelItemCount())))
+            pump(3, lambda: "Activated" in window.registrations.path_view.steps())
             if args.tab == MainWindow.TAB_INBOX and captured:
                 window.open_message(captured[0].id)
                 pump(5, lambda: window.inbox.preview.message is not None)

@@ -138,6 +138,11 @@ class SignupPathView(QWidget):
             self._item(None, "Activation", "", "not yet activated")
         self.tree.expandAll()
 
+    def steps(self) -> list[str]:
+        """The top-level steps shown (e.g. "Sign-up request", "Email #1 ...", "Activated")."""
+        items = (self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount()))
+        return [item.text(0) for item in items if item is not None]
+
     def _item(self, parent: QTreeWidgetItem | None, step: str, when: str,
               detail: str) -> QTreeWidgetItem:
         item = QTreeWidgetItem([step, when, detail])
