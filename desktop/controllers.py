@@ -89,10 +89,22 @@ class Controller(QObject):
     info = Signal(str)
     failed = Signal(str)
 
-    def __init__(self, services: Services, runner: TaskRunner, parent: QObject | None = None):
+    def __init__(
+        self,
+        services: Services,
+        runner: TaskRunner,
+        parent: QObject | None = None,
+        query_runner: TaskRunner | None = None,
+    ) -> None:
+        """Commands run on `runner`; reads (opening a message, a path) on `query_runner`.
+
+        Two pools, so that slow commands (inline sign-ups against a slow SMTP server)
+        never hold up the queries that keep the window live.
+        """
         super().__init__(parent)
         self.services = services
         self.runner = runner
+        self.queries = query_runner or runner
         self._path_request = 0
         self.signups_in_flight = 0  # sign-ups asked for here whose answer has not come back
 
@@ -187,7 +199,7 @@ class Controller(QObject):
             if request == self._path_request:
                 self.path_loaded.emit(view)
 
-        self.runner.submit(self.path_job(user_id), done, self._fail("Sign-up path"))
+        self.queries.submit(self.path_job(user_id), done, self._fail("Sign-up path"))
 
     def path_job(self, user_id: int | None) -> Callable[[], PathView | None]:
         """The query behind load_path, to run on the pool."""
@@ -243,7 +255,7 @@ class Controller(QObject):
             if view is not None:
                 self.message_loaded.emit(view)
 
-        self.runner.submit(job, done, self._fail("Opening the message"))
+        self.queries.submit(job, done, self._fail("Opening the message"))
 
     def delete_messages(self, ids: list[int]) -> None:
         """Delete these captured messages."""

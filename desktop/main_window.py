@@ -62,9 +62,14 @@ class MainWindow(QMainWindow):
         self.services = services
         self.settings_store = settings_store or QSettings("Mailroom", "Mailroom")
         self.setWindowTitle("Mailroom")
+        # Two pools: queries keep the window live; commands (a sign-up that sends inline
+        # to a slow server) may take seconds and must not hold the queries up.
         self.runner = TaskRunner(self)
         self.runner.error.connect(self.on_error)
-        self.controller = Controller(services, self.runner, self)
+        self.command_runner = TaskRunner(self)
+        self.command_runner.error.connect(self.on_error)
+        self.controller = Controller(services, self.command_runner, self,
+                                     query_runner=self.runner)
 
         # Models
         self.users_model = UsersModel(services.engine, self.runner, self)
@@ -221,7 +226,7 @@ class MainWindow(QMainWindow):
         refreshers = (self._attempts, self._path, self._stats, self._chaos)
         models = (self.users_model, self.outbox_model, self.inbox_model)
         return (any(r.busy for r in refreshers) or any(m.busy for m in models)
-                or self.runner.pending > 0)
+                or self.runner.pending > 0 or self.command_runner.pending > 0)
 
     def _attempts_job(self) -> Any:
         engine, outbox_id = self.services.engine, self.outbox.selected_id
@@ -430,6 +435,7 @@ class MainWindow(QMainWindow):
         self.stats_timer.stop()
         self.watcher.stop()
         self.runner.shutdown()
+        self.command_runner.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.save_settings()

@@ -8,6 +8,7 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
+import pytest
 from PySide6.QtCore import QSettings, Qt
 
 from mailcatcher.chaos import ChaosRule
@@ -288,3 +289,19 @@ def test_inbox_marks_a_message_whose_message_id_was_seen_before(
     first_id = model.message_at(1).id
     assert model.data(model.index(0, model.COL_NOTE)) == f"duplicate of #{first_id}"
     assert model.data(model.index(1, model.COL_NOTE)) == ""
+
+
+@pytest.mark.slow
+def test_window_stays_live_while_inline_signups_wait_for_a_slow_server(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """Slow inline sign-ups (SMTP takes 6 s) do not hold up the lists: others show at once."""
+    runtime.store.add_chaos_rule(ChaosRule(stage="data", delay_ms=6000))
+    for n in range(5):  # more than the pool has threads
+        window.controller.register(f"slow{n}@example.com", PASSWORD, f"Slow {n}", "sync")
+    qtbot.waitUntil(lambda: window.controller.signups_in_flight == 5, timeout=LONG)
+    runtime.engine.register("quick@example.com", PASSWORD, "Quick")  # another writer
+    # Well before the inline sign-ups can answer, the list already shows the new users.
+    qtbot.waitUntil(lambda: window.users_model.row_of(
+        runtime.engine.find_user("quick@example.com").id) is not None, timeout=3000)
+    assert window.controller.signups_in_flight > 0
