@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def use_dark_palette(app: Any) -> None:
+    """What a desktop in dark mode hands the application: Fusion with a dark palette."""
+    from PySide6.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    pal = QPalette()
+    R = QPalette.ColorRole  # noqa: N806
+    for role, color in ((R.Window, "#2b2b2b"), (R.WindowText, "#e6e6e6"), (R.Base, "#1e1e1e"),
+                        (R.AlternateBase, "#262626"), (R.Text, "#e6e6e6"), (R.Button, "#353535"),
+                        (R.ButtonText, "#e6e6e6"), (R.Highlight, "#2f65ca"),
+                        (R.HighlightedText, "#ffffff"), (R.Link, "#6ea8fe"),
+                        (R.PlaceholderText, "#8c8c8c"), (R.ToolTipBase, "#353535"),
+                        (R.ToolTipText, "#e6e6e6")):
+        pal.setColor(role, QColor(color))
+    app.setPalette(pal)
+
+
 def main() -> int:
     """Run the window, fill it with a few sign-ups, save a PNG of it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -35,6 +53,7 @@ def main() -> int:
     parser.add_argument("--tab", type=int, default=0, help="tab to show (0 Registrations)")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style)")
     args = parser.parse_args()
 
     from desktop.app import prepare_qt
@@ -49,6 +68,8 @@ def main() -> int:
     from mailcatcher.chaos import ChaosRule
 
     app = QApplication(sys.argv[:1])
+    if args.dark:
+        use_dark_palette(app)
     with tempfile.TemporaryDirectory(prefix="mailroom-shot-") as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data",
