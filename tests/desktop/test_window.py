@@ -305,3 +305,23 @@ def test_window_stays_live_while_inline_signups_wait_for_a_slow_server(
     qtbot.waitUntil(lambda: window.users_model.row_of(
         runtime.engine.find_user("quick@example.com").id) is not None, timeout=3000)
     assert window.controller.signups_in_flight > 0
+
+
+def test_a_signup_made_by_another_process_appears_in_the_window(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """`mailroom register` in a separate process shows in the window, and so does its email."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "desktop.cli", "register", "outside@example.com",
+         "--data-dir", str(runtime.settings.data_dir), "--password-stdin"],
+        input=PASSWORD + "\n", cwd=root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    qtbot.waitUntil(lambda: window.users_model.total == 1
+                    and window.users_model.row_at(0) is not None
+                    and window.users_model.row_at(0).email == "outside@example.com", timeout=LONG)
+    qtbot.waitUntil(lambda: window.inbox_model.total == 1, timeout=LONG)  # delivered here
