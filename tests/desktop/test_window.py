@@ -325,3 +325,22 @@ def test_a_signup_made_by_another_process_appears_in_the_window(
                     and window.users_model.row_at(0) is not None
                     and window.users_model.row_at(0).email == "outside@example.com", timeout=LONG)
     qtbot.waitUntil(lambda: window.inbox_model.total == 1, timeout=LONG)  # delivered here
+
+
+def test_clear_all_asks_first_then_empties_the_inbox(
+    qtbot: Any, window: Any, runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """"Clear all" deletes nothing when the user says No, and everything when Yes."""
+    from PySide6.QtWidgets import QMessageBox
+
+    send_mail(runtime, "One", "1")
+    send_mail(runtime, "Two", "2")
+    qtbot.waitUntil(lambda: window.inbox_model.total == 2, timeout=LONG)
+    window.tabs.setCurrentIndex(window.TAB_INBOX)
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: answers.pop(0))
+    qtbot.mouseClick(window.inbox.clear_button, Qt.MouseButton.LeftButton)
+    assert runtime.store.count_messages() == 2
+    qtbot.mouseClick(window.inbox.clear_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.inbox_model.total == 0, timeout=LONG)
+    assert runtime.store.count_messages() == 0
