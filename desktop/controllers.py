@@ -239,9 +239,23 @@ class Controller(QObject):
     # Inbox -----------------------------------------------------------------------------
     def load_message(self, message_id: int, mark_read: bool = True) -> None:
         """Load, parse and (by default) mark read one captured message."""
+
+        def done(view: MessageView | None) -> None:
+            if view is not None:
+                self.message_loaded.emit(view)
+
+        self.queries.submit(self.message_job(message_id, mark_read), done,
+                            self._fail("Opening the message"))
+
+    def message_job(
+        self, message_id: int | None, mark_read: bool = True
+    ) -> Callable[[], MessageView | None]:
+        """The query behind load_message, to run on the pool."""
         store = self.store
 
         def job() -> MessageView | None:
+            if message_id is None:
+                return None
             summary = store.get_message(message_id)
             raw = store.get_raw(message_id)
             if summary is None or raw is None:
@@ -251,11 +265,7 @@ class Controller(QObject):
                 summary = store.get_message(message_id) or summary
             return MessageView(summary, raw, parse_message(raw), get_inline_parts(raw))
 
-        def done(view: MessageView | None) -> None:
-            if view is not None:
-                self.message_loaded.emit(view)
-
-        self.queries.submit(job, done, self._fail("Opening the message"))
+        return job
 
     def delete_messages(self, ids: list[int]) -> None:
         """Delete these captured messages."""

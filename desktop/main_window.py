@@ -113,6 +113,10 @@ class MainWindow(QMainWindow):
         engine, store = services.engine, services.store
         self._attempts = Refresher(self.runner, self._attempts_job, self._apply_attempts)
         self._path = Refresher(self.runner, self._path_job, self._apply_path)
+        # Arrowing through the inbox asks for many messages: only the latest is loaded.
+        self._message = Refresher(
+            self.runner, lambda: self.controller.message_job(self.inbox.selected_id),
+            self._apply_message)
         self._stats = Refresher(self.runner, lambda: engine.queue_stats, self._apply_stats)
         self._chaos = Refresher(
             self.runner,
@@ -156,11 +160,10 @@ class MainWindow(QMainWindow):
         o.retry_failed_requested.connect(c.retry_failed)
         o.outbox_selected.connect(lambda _: self._attempts.request())
         o.status_filter_changed.connect(self._on_outbox_filter)
-        i.message_selected.connect(lambda mid: c.load_message(mid))
+        i.message_selected.connect(lambda _: self._message.request())
         i.delete_requested.connect(c.delete_messages)
         i.clear_requested.connect(self.on_clear_inbox)
         i.mark_read_requested.connect(c.mark_read)
-        c.message_loaded.connect(i.show_message)
         ch.add_rule_requested.connect(c.add_chaos_rule)
         ch.remove_rule_requested.connect(c.remove_chaos_rule)
         ch.clear_rules_requested.connect(c.clear_chaos_rules)
@@ -223,7 +226,7 @@ class MainWindow(QMainWindow):
     @property
     def busy(self) -> bool:
         """True while any query is running or due (tests wait for this to settle)."""
-        refreshers = (self._attempts, self._path, self._stats, self._chaos)
+        refreshers = (self._attempts, self._path, self._stats, self._chaos, self._message)
         models = (self.users_model, self.outbox_model, self.inbox_model)
         return (any(r.busy for r in refreshers) or any(m.busy for m in models)
                 or self.runner.pending > 0 or self.command_runner.pending > 0)
@@ -275,6 +278,10 @@ class MainWindow(QMainWindow):
         if email is not None:
             self.outbox.attempts_title.setText(
                 f"Delivery attempts of email #{email.id} to {email.to} ({email.status})")
+
+    def _apply_message(self, view: Any) -> None:
+        if view is not None:
+            self.inbox.show_message(view)
 
     def _apply_path(self, view: PathView | None) -> None:
         if view is not None and int(view.path.user.id) != self.registrations.selected_user_id:
