@@ -344,3 +344,17 @@ def test_clear_all_asks_first_then_empties_the_inbox(
     qtbot.mouseClick(window.inbox.clear_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.inbox_model.total == 0, timeout=LONG)
     assert runtime.store.count_messages() == 0
+
+
+def test_invalid_signup_shows_the_field_and_writes_nothing(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """A refused sign-up shows the engine's error naming the field; no user is created."""
+    view = window.registrations
+    qtbot.keyClicks(view.email_edit, "not-an-address")
+    qtbot.keyClicks(view.password_edit, PASSWORD)
+    qtbot.mouseClick(view.signup_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.result_label.text().startswith("✗"), timeout=LONG)
+    assert view.result_label.text().startswith("✗ email:")
+    assert view.signup_button.isEnabled()
+    assert runtime.engine.count_users() == 0
