@@ -19,14 +19,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 SERVER_LABELS = {"bare": "bare aiosmtpd (ceiling)", "maildev": "MailDev 3", "mailroom": "Mailroom"}
 COLORS = {"bare": "#9e9e9e", "maildev": "#e08a3c", "mailroom": "#2f6fb3",
-          "queue": "#2f6fb3", "sync": "#c0392b"}
+          "queue": "#2f6fb3", "queue-embedded": "#6fa8dc", "sync": "#c0392b"}
+CASE_LABELS = {"sync": "inline (sync)", "queue": "queued",
+               "queue-embedded": "queued,\nworker in-process"}
+ORDER = {"sync": 0, "queue": 1, "queue-embedded": 2}
 
 
 def plot_latency(result: dict[str, Any], path: Path) -> Path:
     """Box plots of register() latency per (SMTP delay, mode), log scale."""
     samples: dict[str, list[float]] = result["samples"]
-    keys = sorted(samples, key=lambda k: (int(k.split("@")[1]), k.split("@")[0] != "sync"))
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    keys = sorted(samples, key=lambda k: (int(k.split("@")[1]), ORDER.get(k.split("@")[0], 9)))
+    fig, ax = plt.subplots(figsize=(9, 4.6), dpi=110)
     data = [samples[k] for k in keys]
     box = ax.boxplot(data, whis=(1, 99), showfliers=False, patch_artist=True)
     for patch, key in zip(box["boxes"], keys, strict=True):
@@ -34,10 +37,9 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path:
         patch.set_alpha(0.75)
     labels = []
     for k in keys:
-        mode, delay = k.split("@")
-        name = "inline (sync)" if mode == "sync" else "queued"
-        labels.append(f"{name}\nSMTP {int(delay) / 1000:g} s")
-    ax.set_xticks(range(1, len(keys) + 1), labels)
+        case, delay = k.split("@")
+        labels.append(f"{CASE_LABELS.get(case, case)}\nSMTP {int(delay) / 1000:g} s")
+    ax.set_xticks(range(1, len(keys) + 1), labels, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("register() time, ms (log)")
     ax.set_title("Sign-up latency: queued vs inline delivery (box: p25-p75, whiskers p1-p99)")

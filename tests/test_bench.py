@@ -120,12 +120,14 @@ def test_ingest_against_maildev(tmp_path: Path) -> None:
 def test_signup_latency_runs_every_case(tmp_path: Path) -> None:
     """bench.signup_latency --quick measures both modes at both delays, with hashing apart."""
     result = run_bench("bench.signup_latency", tmp_path)
-    assert set(result["cases"]) == {"queue@0", "sync@0", "queue@2000", "sync@2000"}
+    assert set(result["cases"]) == {f"{case}@{delay}" for case in
+                                    ("sync", "queue", "queue-embedded") for delay in (0, 2000)}
     users = result["sizes"]["users"]
     for case in result["cases"].values():
         assert case["register_ms"]["n"] == users
         assert case["hash_ms"]["p50"] > 0
-    assert set(result["targets"]) == {"queued_p99_excluding_hash_ms", "sync_over_queued_p50_at_2s"}
+    assert set(result["targets"]) == {"queued_p99_excluding_hash_ms", "sync_over_queued_p50_at_2s",
+                                      "embedded_p99_excluding_hash_ms"}
 
 
 @pytest.mark.slow
