@@ -24,6 +24,9 @@ from desktop.tasks import Refresher, TaskRunner
 
 PAGE_SIZE = 200
 MAX_PAGES = 60
+# Pages asked for but not fetched yet; older wishes are dropped (when the scrollbar is
+# dragged, the rows passed over are no longer on screen; a repaint asks again if needed).
+MAX_WANTED = 8
 
 
 class PagedTableModel(QAbstractTableModel):
@@ -42,7 +45,8 @@ class PagedTableModel(QAbstractTableModel):
         self._shown_query: Any = None
         self._count = 0
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
-        self._requested: set[int] = set()
+        self._wanted: list[int] = []  # most recent last
+        self._fetching: int | None = None  # the page being fetched (one at a time)
         self._generation = 0
         self._loaded_once = False
         self._refresher = Refresher(runner, self._make_refresh_job, self._apply_refresh)
@@ -145,7 +149,8 @@ class PagedTableModel(QAbstractTableModel):
         shift = new_keys.index(old_top) if old_top is not None and old_top in new_keys else -1
         same_query = query == self._shown_query and self._loaded_once
         self._generation += 1
-        self._requested.clear()
+        self._wanted.clear()
+        self._fetching = None
         if same_query and shift > 0 and count - old_count == shift:
             # New rows on top: insert them so that the view keeps selection and position.
             self.beginInsertRows(QModelIndex(), 0, shift - 1)
@@ -171,29 +176,47 @@ class PagedTableModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), last)
 
     def _request_page(self, number: int) -> None:
-        if number in self._requested:
+        if number == self._fetching:
             return
-        self._requested.add(number)
+        if number in self._wanted:
+            self._wanted.remove(number)
+        self._wanted.append(number)
+        del self._wanted[:-MAX_WANTED]
+        self._fetch_next()
+
+    def _fetch_next(self) -> None:
+        """Fetch the most recently wanted page, one page at a time per list."""
+        if self._fetching is not None or not self._wanted:
+            return
+        number = self._wanted.pop()
+        self._fetching = number
         query, generation = self._query, self._generation
 
         def job() -> list[Any]:
             return self.fetch_page(query, number * PAGE_SIZE, PAGE_SIZE)
 
-        self._runner.submit(job, lambda rows: self._on_page(generation, number, rows))
+        self._runner.submit(job, lambda rows: self._on_page(generation, number, rows),
+                            lambda exc: self._on_page_failed(generation, exc))
+
+    def _on_page_failed(self, generation: int, exc: object) -> None:
+        if generation == self._generation:
+            self._fetching = None
+            self._runner.error.emit(exc)
 
     def _on_page(self, generation: int, number: int, rows: list[Any]) -> None:
         if generation != self._generation:
-            return
+            return  # a refresh came in between; it cleared the wishes and the cache
+        self._fetching = None
         self._pages[number] = rows
         self._pages.move_to_end(number)
         while len(self._pages) > MAX_PAGES:
-            dropped, _ = self._pages.popitem(last=False)
-            self._requested.discard(dropped)
+            self._pages.popitem(last=False)
         first = number * PAGE_SIZE
         last = min(self._count, first + PAGE_SIZE) - 1
         if last >= first:
             self.dataChanged.emit(self.index(first, 0), self.index(last, len(self.HEADERS) - 1))
         self.page_loaded.emit(number)
+        self._fetch_next()
 
     # Qt overrides --------------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802

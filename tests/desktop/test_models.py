@@ -306,3 +306,24 @@ def test_refresher_coalesces_requests_made_while_a_query_runs(
     gate.set()
     qtbot.waitUntil(lambda: len(applied) == 2 and not refresher.busy, timeout=5000)
     assert len(calls) == 2
+
+
+def test_scrolling_far_fetches_the_latest_pages_first_and_skips_the_passed_over(
+    qtbot: Any, store: MessageStore, runner: TaskRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are fetched one at a time, newest wish first; pages scrolled past are dropped."""
+    from desktop.models import paged
+
+    monkeypatch.setattr(paged, "PAGE_SIZE", 10)
+    fill(store, 120)  # 12 pages of 10
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+    loaded: list[int] = []
+    model.page_loaded.connect(loaded.append)
+    for page in range(1, 12):  # a fast drag down the scrollbar, all before any answer
+        model.data(model.index(page * 10, model.COL_SUBJECT))
+    qtbot.waitUntil(lambda: len(loaded) == 1 + paged.MAX_WANTED, timeout=10000)
+    assert loaded == [1, 11, 10, 9, 8, 7, 6, 5, 4]
+    assert model.message_at(20) is None and model.message_at(30) is None  # passed over
+    assert model.message_at(110).subject == "Message number 9"
