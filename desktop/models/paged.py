@@ -116,7 +116,7 @@ class PagedTableModel(QAbstractTableModel):
         """The row showing the object with this key, among the loaded pages."""
         for number, page in self._pages.items():
             for i, item in enumerate(page):
-                if self.key(item) == key:
+                if item is not None and self.key(item) == key:
                     return number * PAGE_SIZE + i
         return None
 
@@ -155,12 +155,14 @@ class PagedTableModel(QAbstractTableModel):
             # New rows on top: insert them so that the view keeps selection and position.
             self.beginInsertRows(QModelIndex(), 0, shift - 1)
             self._count = count
-            self._pages = OrderedDict({0: first})
+            self._pages = self._shifted_pages(shift, first)
             self.endInsertRows()
             self._emit_all_changed()
+            self._refetch_kept_pages()
         elif same_query and shift == 0 and count == old_count:
-            self._pages = OrderedDict({0: first})
+            self._pages = self._shifted_pages(0, first)
             self._emit_all_changed()
+            self._refetch_kept_pages()
         else:
             self.beginResetModel()
             self._count = count
@@ -169,6 +171,41 @@ class PagedTableModel(QAbstractTableModel):
             self.endResetModel()
         self._loaded_once = True
         self.refreshed.emit()
+
+    def _shifted_pages(self, shift: int, first: list[Any]) -> OrderedDict[int, list[Any]]:
+        """The cached rows moved down by `shift`, re-cut into pages (None where a row is unknown).
+
+        Rows on screen stay on screen (no placeholder flashes while mail streams in); they
+        may be a little stale, so the most recently used pages are fetched again.
+        """
+        rows: dict[int, Any] = {}
+        for number, page in self._pages.items():
+            for i, item in enumerate(page):
+                if item is not None:
+                    rows[number * PAGE_SIZE + i + shift] = item
+        for i, item in enumerate(first):
+            rows[i] = item
+        pages: OrderedDict[int, list[Any]] = OrderedDict()
+        for number in sorted({r // PAGE_SIZE for r in rows} - {0}, key=self._recency(shift)):
+            start, end = number * PAGE_SIZE, min((number + 1) * PAGE_SIZE, self._count)
+            if start < end:
+                pages[number] = [rows.get(r) for r in range(start, end)]
+        pages[0] = first
+        return pages
+
+    def _recency(self, shift: int) -> Callable[[int], int]:
+        order = {number: rank for rank, number in enumerate(self._pages)}
+
+        def rank(number: int) -> int:  # the old page that holds most of this new page's rows
+            return order.get((number * PAGE_SIZE - shift + PAGE_SIZE // 2) // PAGE_SIZE, -1)
+
+        return rank
+
+    def _refetch_kept_pages(self) -> None:
+        """Fetch the most recently used kept pages again (they may hold changed rows)."""
+        for number in [n for n in self._pages if n != 0][-MAX_WANTED:]:
+            self._wanted.append(number)
+        self._fetch_next()
 
     def _emit_all_changed(self) -> None:
         if self._count:
@@ -210,7 +247,9 @@ class PagedTableModel(QAbstractTableModel):
         self._pages[number] = rows
         self._pages.move_to_end(number)
         while len(self._pages) > MAX_PAGES:
-            self._pages.popitem(last=False)
+            # The least recently used page goes; never page 0, which the next refresh
+            # compares against to tell new rows on top from other changes.
+            del self._pages[next(n for n in self._pages if n != 0)]
         first = number * PAGE_SIZE
         last = min(self._count, first + PAGE_SIZE) - 1
         if last >= first:
@@ -236,9 +275,12 @@ class PagedTableModel(QAbstractTableModel):
                 return "…"
             return None
         i = index.row() % PAGE_SIZE
-        if i >= len(page):
+        item = page[i] if i < len(page) else None
+        if item is None:  # a row not known since rows moved: fetch its page
+            self._request_page(number)
+            if role == DISPLAY and index.column() == self.PLACEHOLDER_COLUMN:
+                return "…"
             return None
-        item = page[i]
         if role == USER:
             return self.key(item)
         return self.cell(item, index.column(), role)

@@ -327,3 +327,31 @@ def test_scrolling_far_fetches_the_latest_pages_first_and_skips_the_passed_over(
     assert loaded == [1, 11, 10, 9, 8, 7, 6, 5, 4]
     assert model.message_at(20) is None and model.message_at(30) is None  # passed over
     assert model.message_at(110).subject == "Message number 9"
+
+
+def test_new_mail_keeps_the_rows_on_screen_while_scrolled_deep(
+    qtbot: Any, store: MessageStore, runner: TaskRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mail arriving while a deep page is shown moves its rows down without a placeholder."""
+    from desktop.models import paged
+
+    monkeypatch.setattr(paged, "PAGE_SIZE", 10)
+    fill(store, 100)
+    model = InboxModel(store, runner)
+    with qtbot.waitSignal(model.refreshed, timeout=10000):
+        model.refresh()
+    for row in (50, 60):  # pages 5 and 6 are on screen
+        model.data(model.index(row, model.COL_SUBJECT))
+    qtbot.waitUntil(lambda: model.message_at(50) is not None and model.message_at(60) is not None,
+                    timeout=10000)
+    shown = model.message_at(55).subject
+    fill(store, 3, start=100)
+    with qtbot.waitSignal(model.rowsInserted, timeout=10000):
+        model.refresh()
+    # At once, before any page is fetched again: the same message, three rows lower.
+    assert model.message_at(58).subject == shown
+    assert model.data(model.index(58, model.COL_SUBJECT)) == shown
+    # Then the kept pages are fetched again (they may hold changed rows) and still agree.
+    with qtbot.waitSignal(model.page_loaded, timeout=10000):
+        pass
+    assert model.message_at(58).subject == shown
