@@ -358,3 +358,33 @@ def test_invalid_signup_shows_the_field_and_writes_nothing(
     assert view.result_label.text().startswith("✗ email:")
     assert view.signup_button.isEnabled()
     assert runtime.engine.count_users() == 0
+
+
+def test_html_mail_in_the_inbox_runs_no_script_and_fetches_nothing_until_asked(
+    qtbot: Any, window: Any, runtime: Any, remote_server: Any
+) -> None:
+    """Through the window: captured HTML shows with scripts off and no request until the click."""
+    port = remote_server.server_address[1]
+    msg = EmailMessage()
+    msg["From"] = "tracker@example.com"
+    msg["To"] = "someone@example.com"
+    msg["Subject"] = "Newsletter"
+    msg.set_content("text part")
+    msg.add_alternative(
+        "<html><head><title>newsletter</title></head><body><p>Hi</p>"
+        f"<img src='http://127.0.0.1:{port}/open.gif'>"
+        "<script>document.title='script ran'</script></body></html>", subtype="html")
+    host, smtp_port = runtime.smtp_address
+    with smtplib.SMTP(host, smtp_port, timeout=10) as smtp:
+        smtp.send_message(msg)
+    qtbot.waitUntil(lambda: window.inbox_model.total == 1, timeout=LONG)
+    window.tabs.setCurrentIndex(window.TAB_INBOX)
+    html = window.inbox.preview.html
+    with qtbot.waitSignal(html.load_finished, timeout=20000):
+        window.inbox.table.selectRow(0)
+    assert html.page.title() == "newsletter"
+    assert remote_server.hits == []
+    with qtbot.waitSignal(html.load_finished, timeout=20000):
+        qtbot.mouseClick(html.load_remote_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: remote_server.hits == ["/open.gif"], timeout=LONG)
+    assert html.page.title() == "newsletter"
