@@ -204,9 +204,8 @@ class RegistrationsView(QWidget):
         rows = self.table.selectionModel().selectedRows()
         user = self.model.row_at(rows[0].row()) if rows else None
         new_id = int(user.id) if user is not None else None
-        if new_id is None and self._selected_id is not None and self.model.rowCount() == 0:
-            return
-        if new_id != self._selected_id and new_id is not None:
+        # A selection lost to a reset keeps the remembered user (restore_selection finds it).
+        if new_id is not None and new_id != self._selected_id:
             self._selected_id = new_id
             self.user_selected.emit(new_id)
 
