@@ -154,13 +154,13 @@ def test_inbox_runs_and_search_finds_the_marked_messages(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_run_all_entry_point_writes_each_chosen_benchmark(tmp_path: Path) -> None:
-    """python -m bench.run_all --quick --only inbox runs and writes inbox.json."""
+    """python -m bench.run_all --quick --only ingest runs and writes ingest.json alone."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run_all", "--quick", "--only", "inbox", "--out",
-         str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+        [sys.executable, "-m", "bench.run_all", "--quick", "--only", "ingest", "--no-maildev",
+         "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (tmp_path / "inbox.json").exists()
-    assert not (tmp_path / "ingest.json").exists()
+    assert (tmp_path / "ingest.json").exists()
+    assert not (tmp_path / "inbox.json").exists()
