@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from core.engine import Engine
 from core.settings import RetryPolicy, Settings
 from core.worker import Worker
+from tests.waiting import wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -122,16 +122,7 @@ class SmtpServer:
         return self.messages
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll predicate until it returns something truthy; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.01)
+
 
 
 @pytest.fixture

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
-    """Poll predicate until it returns something truthy (returned) or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+
 
 
 class RawSMTP:

@@ -15,8 +15,9 @@ import pytest
 
 from mailcatcher.server import CatcherServer
 from mailcatcher.store import MemoryMessageStore, MessageStore
+from tests.waiting import wait_until
 
-from .smtp_helpers import RawSMTP, wait_until
+from .smtp_helpers import RawSMTP
 
 SIMPLE = b"From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nhello\r\n"
 
