@@ -118,8 +118,8 @@ def run(config: BenchConfig) -> dict[str, Any]:
                 serve.start()
                 settings = Settings(
                     data_dir=data_dir, smtp_port=serve.smtp_port, http_port=serve.http_port,
-                    smtp_timeout=30.0, **BENCH_ARGON2,
-                )
+                    smtp_timeout=30.0,
+                ).with_changes(**BENCH_ARGON2)
                 engine = Engine(settings)
                 worker = None
                 try:

@@ -93,8 +93,8 @@ def _engine(data_dir: Path, smtp_port: int) -> Any:
     from core.engine import Engine
     from core.settings import Settings
 
-    return Engine(Settings(data_dir=data_dir, smtp_port=smtp_port, http_port=free_port(),
-                           **CHEAP_ARGON2))
+    settings = Settings(data_dir=data_dir, smtp_port=smtp_port, http_port=free_port())
+    return Engine(settings.with_changes(**CHEAP_ARGON2))
 
 
 def _store(data_dir: Path) -> Any:
