@@ -184,8 +184,24 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlite": _sqlite_version(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "commit": _commit(),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _commit() -> str:
+    """The commit measured: BENCH_COMMIT if set (an exported tree has no .git), else git's."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
+                            "core", "mailcatcher", "desktop", "bench"],
+                           capture_output=True, text=True, timeout=10, check=False).stdout
+    return out.stdout.strip() + ("+uncommitted changes" if dirty.strip() else "")
 
 
 def _sqlite_version() -> str:

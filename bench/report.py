@@ -42,7 +42,8 @@ def machine(results: dict[str, Any]) -> str:
     for name, r in results.items():
         m = r["machine"]
         lines.append(f"- `{name}`: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-                     f"Python {m['python']}, SQLite {m['sqlite']}, {m['time_utc']}, load "
+                     f"Python {m['python']}, SQLite {m['sqlite']}, commit {m.get('commit', '?')}, "
+                     f"{m['time_utc']}, load "
                      f"average {'/'.join(str(x) for x in m.get('load_average_1_5_15', []))}")
     return "\n".join(lines)
 
