@@ -1,4 +1,4 @@
-"""The app database's tables: users, the outbox, delivery attempts and worker heartbeats.
+"""The app database's tables: users, the outbox, delivery attempts, rate events, heartbeats.
 
 Times are stored as UTC Unix timestamps (REAL): exact, cheap to compare and index,
 and free of SQLite's naive-datetime round trip. The read models in queries.py turn
@@ -99,6 +99,27 @@ class DeliveryAttempt(SQLModel, table=True):
     reply: str = ""
     outcome: str
     error: str | None = None
+
+
+# Kinds of request counted in rate_events.
+RATE_RESEND = "resend"
+
+
+class RateEvent(SQLModel, table=True):
+    """One request counted by a per-address limit (today: resend requests).
+
+    `key` is an HMAC of the address's uniqueness key under the data directory's
+    secret: addresses typed for no account are counted without being kept in clear.
+    Rows older than the limit's window are deleted as new ones arrive.
+    """
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_kind_key_at", "kind", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    key: str
+    at: float
 
 
 class WorkerBeat(SQLModel, table=True):

@@ -27,18 +27,32 @@ ActivationOutcome = Literal["activated", "already_active", "expired", "invalid"]
 class RegistrationResult:
     """The answer to a sign-up.
 
-    For an address that is already registered the answer has the same shape and
-    status ("pending": check your inbox), `user_id` is None (the engine will not
-    say who owns the address), and `outbox_id` is the "someone tried to sign up
-    with your address" email queued to the owner. `hash_ms` is the part of
-    `elapsed_ms` spent hashing the password (hashed in both cases, so timing
-    does not tell them apart either).
+    The public answer is `status`, `message` and `delivery`: the same for a new
+    address, a taken one, and a taken one whose owner was told recently. `email`
+    is the address as typed (canonical domain), never the stored spelling.
+
+    `user_id` and `outbox_id` are operator information (the console shows them; a
+    front-end facing strangers must not):
+
+    - new address: both set (the user, the activation email);
+    - taken address: `user_id` is None (the engine will not say who owns it) and
+      `outbox_id` is the "someone tried to sign up with your address" email
+      queued to the owner's stored address;
+    - taken address whose owner already got `signup_notice_limit` notices within
+      `signup_notice_window_seconds`: both None, because nothing was queued. An
+      id of an earlier notice would be a lie (this sign-up did not cause it) and a
+      fresh id would need an email that must not be sent. None says no more than
+      `user_id` None already says (the address is taken), plus that its owner
+      was notified recently, which the outbox shows the operator anyway.
+
+    `hash_ms` is the part of `elapsed_ms` spent hashing the password (hashed in
+    every case, so timing does not tell them apart either).
     """
 
     user_id: int | None
     email: str
     status: UserStatus
-    outbox_id: int
+    outbox_id: int | None
     elapsed_ms: float
     delivery: DeliveryMode
     hash_ms: float = 0.0
@@ -57,7 +71,13 @@ class ActivationResult:
 
 @dataclass(frozen=True)
 class ResendResult:
-    """A resend request: the new activation email's outbox id (None when nothing was queued)."""
+    """The answer to a resend request.
+
+    `email` (the address as typed, canonical domain) and `message` are the same
+    whether the address is unknown, pending or active. `outbox_id` is operator
+    information: the new activation email's id when one was queued (a pending
+    user), else None; a front-end facing strangers must show only `message`.
+    """
 
     outbox_id: int | None
     email: str

@@ -8,23 +8,29 @@ delivers it inline through the same code path the worker uses.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
-from sqlalchemy import func, update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
-from core.db import Database, now_ts
+from core.db import Database, FastTx, now_ts
 from core.errors import RateLimited, ValidationError
 from core.identity import check_display_name, check_password, normalize_email
 from core.models import (
     ACTIVE,
     KIND_ACTIVATION,
     KIND_SIGNUP_ATTEMPT_NOTICE,
+    PENDING,
+    RATE_RESEND,
     Outbox,
+    RateEvent,
     User,
 )
 from core.queries import ActivationResult, RegistrationResult, ResendResult
@@ -61,6 +67,10 @@ _INSERT_OUTBOX_SQL = """
     VALUES (:user_id, :kind, :is_resend, :to_addr, :to_name, :subject, 'queued', 0,
             :max_attempts, '', :now, :now, :token_nonce, :token_hash)
     RETURNING id
+"""
+_RECENT_NOTICES_SQL = """
+    SELECT count(*) FROM outbox
+     WHERE user_id = :user_id AND kind = :kind AND created_at > :since
 """
 _SET_MESSAGE_ID_SQL = "UPDATE outbox SET message_id = :mid WHERE id = :id"
 _SET_SIGNUP_MS_SQL = "UPDATE users SET signup_ms = :ms WHERE id = :id"
@@ -112,7 +122,11 @@ class Registration:
         *,
         delivery: DeliveryMode | None = None,
     ) -> RegistrationResult:
-        """Sign someone up; see RegistrationResult for what a duplicate address gets."""
+        """Sign someone up; see RegistrationResult for what a duplicate address gets.
+
+        A duplicate notifies the owner at most `signup_notice_limit` times per
+        `signup_notice_window_seconds`; beyond that it answers the same and queues nothing.
+        """
         t0 = time.perf_counter()
         mode = delivery or self.settings.delivery
         if mode not in DELIVERY_MODES:
@@ -124,7 +138,7 @@ class Registration:
         password_hash = self.hasher.hash(password)
         hash_ms = (time.perf_counter() - h0) * 1000.0
 
-        def transaction() -> tuple[int | None, int]:
+        def transaction() -> tuple[int | None, int | None]:
             # Plain SQL: this is the hot path of every sign-up (see db.fast_write).
             now = now_ts()
             max_attempts = self.settings.retry.max_attempts
@@ -133,6 +147,8 @@ class Registration:
                 user_id: int | None = None
                 if owners:
                     owner_id, owner_email, owner_name = owners[0]
+                    if self._notice_limit_reached(tx, int(owner_id), now):
+                        return None, None
                     # Mail goes to the address as stored, never the look-alike just typed.
                     values = _outbox_values(
                         int(owner_id), KIND_SIGNUP_ATTEMPT_NOTICE, str(owner_email),
@@ -170,7 +186,8 @@ class Registration:
                 return user_id, outbox_id
 
         user_id, outbox_id = self.db.run_locked_retry(transaction)
-        self._hand_over(outbox_id, mode)
+        if outbox_id is not None:
+            self._hand_over(outbox_id, mode)
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         if mode == "sync" and user_id is not None:
             # Inline delivery is part of the sign-up's time; record the full figure.
@@ -188,6 +205,20 @@ class Registration:
             hash_ms=hash_ms,
             message=ACCEPTED_MESSAGE,
         )
+
+    def _notice_limit_reached(self, tx: FastTx, owner_id: int, now: float) -> bool:
+        """True when the owner has had signup_notice_limit notices within the window."""
+        limit = self.settings.signup_notice_limit
+        since = now - self.settings.signup_notice_window_seconds
+        rows, _ = tx.execute(
+            _RECENT_NOTICES_SQL,
+            {"user_id": owner_id, "kind": KIND_SIGNUP_ATTEMPT_NOTICE, "since": since},
+        )
+        return int(rows[0][0]) >= limit
+
+    def _rate_key(self, kind: str, key: str) -> str:
+        """The stored form of an address in rate_events: an HMAC, never the address."""
+        return hmac.new(self.secret, f"{kind}:{key}".encode(), hashlib.sha256).hexdigest()
 
     def _activation_row(
         self, user_id: int, address: str, name: str, now: float, *, resend: bool
@@ -273,32 +304,50 @@ class Registration:
         return self.db.run_locked_retry(transaction)
 
     def resend(self, email: str) -> ResendResult:
-        """Queue a new activation email for a pending user; rate-limited per user."""
+        """Queue a new activation email if the address belongs to a pending user.
+
+        Rate-limited per address, whatever the address is: every request for the
+        same normalised address (email_key) counts, for unknown, pending and active
+        addresses alike, so RateLimited comes at the same count for all of them and
+        its message does not name the address. `email` and `message` of the answer
+        are the same for all three; `outbox_id` (operator information, see
+        ResendResult) is set only when an email was queued.
+        """
         norm = normalize_email(email)
         window = self.settings.resend_window_seconds
         limit = self.settings.resend_limit
+        rate_key = self._rate_key(RATE_RESEND, norm.key)
 
         def transaction() -> ResendResult:
             now = now_ts()
             with self.db.write() as s:
-                user = s.exec(select(User).where(col(User.email_key) == norm.key)).first()
-                if user is None or user.id is None or user.status == ACTIVE:
-                    return ResendResult(None, norm.address, RESEND_MESSAGE)
-                count, oldest = s.exec(
-                    select(func.count(), func.min(Outbox.created_at)).where(
-                        col(Outbox.user_id) == user.id,
-                        col(Outbox.kind) == KIND_ACTIVATION,
-                        col(Outbox.is_resend).is_(True),
-                        col(Outbox.created_at) > now - window,
+                s.execute(
+                    delete(RateEvent).where(
+                        col(RateEvent.kind) == RATE_RESEND, col(RateEvent.at) <= now - window
                     )
-                ).one()
-                if int(count) >= limit:
-                    wait = max(0.0, float(oldest) + window - now) if oldest is not None else window
+                )
+                recent = s.exec(
+                    select(RateEvent.at)
+                    .where(
+                        col(RateEvent.kind) == RATE_RESEND,
+                        col(RateEvent.key) == rate_key,
+                        col(RateEvent.at) > now - window,
+                    )
+                    .order_by(col(RateEvent.at))
+                ).all()
+                if len(recent) >= limit:
+                    # Room for one more once all but limit-1 of these have aged out.
+                    frees_at = recent[len(recent) - limit] + window if limit > 0 else now + window
+                    wait = max(0.0, frees_at - now)
                     raise RateLimited(
-                        f"Too many activation emails for {user.email}: at most {limit} "
-                        f"resends per {_duration(window)}. Try again in {_duration(wait)}.",
+                        "Too many activation email requests for this address: at most "
+                        f"{limit} per {_duration(window)}. Try again in {_duration(wait)}.",
                         retry_after_seconds=wait,
                     )
+                s.add(RateEvent(kind=RATE_RESEND, key=rate_key, at=now))
+                user = s.exec(select(User).where(col(User.email_key) == norm.key)).first()
+                if user is None or user.id is None or user.status != PENDING:
+                    return ResendResult(None, norm.address, RESEND_MESSAGE)
                 row = self._activation_row(
                     user.id, user.email, user.display_name, now, resend=True
                 )
@@ -306,7 +355,7 @@ class Registration:
                 s.flush()
                 assert row.id is not None
                 row.message_id = message_id_for(self.secret, row.id)
-                return ResendResult(row.id, user.email, RESEND_MESSAGE)
+                return ResendResult(row.id, norm.address, RESEND_MESSAGE)
 
         result = self.db.run_locked_retry(transaction)
         if result.outbox_id is not None:
@@ -325,6 +374,7 @@ def _invalid() -> ActivationResult:
 
 
 def _duration(seconds: float) -> str:
-    if seconds >= 120:
-        return f"{round(seconds / 60)} minutes"
-    return f"{max(1, round(seconds))} seconds"
+    # Rounded up: trying again after the time said always works.
+    if seconds > 120:
+        return f"{math.ceil(seconds / 60)} minutes"
+    return f"{max(1, math.ceil(seconds))} seconds"

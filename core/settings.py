@@ -64,9 +64,15 @@ class Settings:
     delivery: DeliveryMode = "queue"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     token_ttl_seconds: float = 48 * 3600
-    # At most this many resends per user within the window.
+    # At most this many resend requests per address (its email_key) within the window,
+    # counted alike for unknown, pending and active addresses (no account enumeration).
     resend_limit: int = 3
     resend_window_seconds: float = 3600
+    # At most this many "someone tried to sign up with your address" notices per
+    # address within the window; further duplicate sign-ups get the same answer but
+    # queue no email (so repeated sign-ups cannot flood the owner).
+    signup_notice_limit: int = 1
+    signup_notice_window_seconds: float = 900
     # A claimed ("sending") row whose lease ran out is taken to be abandoned.
     lease_seconds: float = 120.0
     sweep_interval_seconds: float = 5.0
