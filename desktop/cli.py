@@ -28,7 +28,14 @@ OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
 
 
 class UsageError(Exception):
-    """Bad input from the command line; the message is the one line shown."""
+    """Bad input from the command line; the message is the one line shown (exit 2)."""
+
+
+class NotFound(Exception):
+    """What the command was asked about does not exist (exit 1, one line)."""
+
+
+HTTP_URL_FILE = "http.url"
 
 
 # -- output helpers ---------------------------------------------------------------------
@@ -80,7 +87,12 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
 # -- settings and services ------------------------------------------------------------
 
 
-def build_settings(args: argparse.Namespace) -> Settings:
+def build_settings(args: argparse.Namespace, *, create: bool = True) -> Settings:
+    """Settings from flags and MAILROOM_* variables.
+
+    create=False is for commands that only read or change existing data: a data folder
+    that does not exist is then an error (a typo in --data-dir), not a new empty folder.
+    """
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir).expanduser()
@@ -92,23 +104,46 @@ def build_settings(args: argparse.Namespace) -> Settings:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    data_dir = settings.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise UsageError(f"--data-dir {data_dir} is a file, not a folder")
+    if not create and not data_dir.is_dir():
+        raise UsageError(f"no Mailroom data in {data_dir} (check --data-dir or "
+                         f"MAILROOM_DATA_DIR; `mailroom serve` or `register` creates it)")
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"--data-dir {settings.data_dir}: {exc.strerror}") from None
+        raise UsageError(f"--data-dir {data_dir}: {exc.strerror}") from None
+    if settings.base_url is None and getattr(args, "http_port", None) is None:
+        # Links point where this data folder's HTTP port last listened (`serve`, the window),
+        # so a separate `mailroom worker` or `register --delivery sync` writes working links.
+        try:
+            remembered = (data_dir / HTTP_URL_FILE).read_text(encoding="utf-8").strip()
+        except OSError:
+            remembered = ""
+        if remembered.startswith(("http://", "https://")):
+            settings = settings.with_changes(base_url=remembered)
     return settings
 
 
-def open_engine(args: argparse.Namespace) -> Any:
+def remember_http_url(settings: Settings, url: str) -> None:
+    """Record where activation links are answered, for other processes on this data folder."""
+    try:
+        (settings.data_dir / HTTP_URL_FILE).write_text(url + "\n", encoding="utf-8")
+    except OSError:
+        pass  # links then use the default port; nothing else depends on it
+
+
+def open_engine(args: argparse.Namespace, *, create: bool = False) -> Any:
     from core.engine import Engine
 
-    return Engine(build_settings(args))
+    return Engine(build_settings(args, create=create))
 
 
-def open_store(args: argparse.Namespace) -> Any:
+def open_store(args: argparse.Namespace, *, create: bool = False) -> Any:
     from mailcatcher.store import MessageStore
 
-    return MessageStore(build_settings(args).mail_db_path)
+    return MessageStore(build_settings(args, create=create).mail_db_path)
 
 
 # -- commands: running the product ------------------------------------------------------
@@ -183,6 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run_catcher=not args.no_catcher,
         run_worker=not args.no_worker,
         workers=args.workers,
+        size_limit=args.max_size * 1024 * 1024,
     )
     stop = threading.Event()
     _install_stop_signals(stop)
@@ -199,6 +235,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"{host}:{port}" + ("" if runtime.catcher_running else " (catcher off)"))
         if http:
             print(f"HTTP (activation links, /api/v1) on http://{http[0]}:{http[1]}")
+            remember_http_url(settings, settings.activation_base_url)
         workers = f"{args.workers} worker thread(s)" if runtime.worker_running else "no worker"
         print(f"data in {settings.data_dir}; delivery {settings.delivery}; {workers}")
         print("Ctrl-C stops.", flush=True)
@@ -213,10 +250,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    engine = open_engine(args)
+    engine = open_engine(args, create=True)
     try:
-        print(f"Mailroom worker: {args.workers} thread(s), data in {engine.settings.data_dir}, "
-              f"sending to {engine.settings.smtp_host}:{engine.settings.smtp_port}", flush=True)
+        s = engine.settings
+        print(f"Mailroom worker: {args.workers} thread(s), data in {s.data_dir}, sending to "
+              f"{s.smtp_host}:{s.smtp_port}, links to {s.activation_base_url}", flush=True)
         engine.run_worker(args.workers)
     finally:
         engine.close()
@@ -273,9 +311,10 @@ def cmd_register(args: argparse.Namespace) -> int:
         if args.from_file == "-":
             raise UsageError("--password-stdin and --from-file - both want standard input")
         password = sys.stdin.readline().rstrip("\r\n")
-    engine = open_engine(args)
+    engine = open_engine(args, create=True)
     results: list[dict[str, Any]] = []
     failures = 0
+    sync = (args.delivery or engine.settings.delivery) == "sync"
     try:
         for address in addresses:
             pw = password if password is not None else _generate_password()
@@ -288,15 +327,29 @@ def cmd_register(args: argparse.Namespace) -> int:
             row = {"user_id": r.user_id, "email": r.email, "status": r.status,
                    "outbox_id": r.outbox_id, "elapsed_ms": round(r.elapsed_ms, 3),
                    "hash_ms": round(r.hash_ms, 3), "delivery": r.delivery}
-            if password is None:
+            if password is None and r.user_id is not None:
                 row["password"] = pw
+            outbox = engine.get_outbox(r.outbox_id) if sync and r.outbox_id else None
+            if outbox is not None:
+                row["delivery_status"] = outbox.status
+                row["delivery_reply"] = outbox.last_error or outbox.last_code
             results.append(row)
             if not args.json:
-                extra = f"  password {pw}" if password is None else ""
-                user = r.user_id if r.user_id is not None else "-"
-                print(f"registered {r.email}  user {user}  outbox {r.outbox_id}  "
+                # The operator's view: an existing address is said to be one (the person
+                # signing up gets the same answer either way: `status` and `message`).
+                extra = f"  password {pw}" if password is None and r.user_id is not None else ""
+                who = f"user {r.user_id}" if r.user_id is not None else \
+                    "already registered: its owner was sent a notice"
+                print(f"registered {r.email}  {who}  outbox {r.outbox_id or '-'}  "
                       f"{r.elapsed_ms:.1f} ms, {r.elapsed_ms - r.hash_ms:.1f} ms without "
                       f"password hashing ({r.delivery}){extra}")
+                if outbox is not None:
+                    reply = outbox.last_error or outbox.last_code or ""
+                    print(f"  delivered inline: {outbox.status} {_safe(reply)}".rstrip())
+        if results and not sync and engine.queue_stats().workers_alive == 0:
+            print("mailroom register: note: no queue worker is running for this data folder; "
+                  "the emails wait in the queue until `mailroom serve`, `mailroom worker` or "
+                  "the window starts", file=sys.stderr)
     finally:
         engine.close()
     if args.json:
@@ -386,11 +439,70 @@ def cmd_retry(args: argparse.Namespace) -> int:
         print_json({"retried": retried})
     else:
         print(f"queued again: {', '.join(map(str, retried)) or 'nothing (no failed email)'}")
-    missing = set(args.ids) - set(retried)
+    missing = sorted(set(args.ids) - set(retried))
     if missing:
-        print(f"not retried (no such id, or not failed): {', '.join(map(str, sorted(missing)))}",
-              file=sys.stderr)
+        engine = open_engine(args)
+        try:
+            for outbox_id in missing:
+                row = engine.get_outbox(outbox_id)
+                why = "no such outbound email" if row is None else f"it is {row.status}"
+                print(f"mailroom retry: #{outbox_id} not retried: {why}", file=sys.stderr)
+        finally:
+            engine.close()
         return 1
+    return 0
+
+
+def cmd_path(args: argparse.Namespace) -> int:
+    """The whole path of one sign-up, as the window's Registrations tab shows it."""
+    engine = open_engine(args)
+    store = open_store(args)
+    try:
+        key = args.user.strip()
+        user = engine.get_user(int(key)) if key.isdigit() else engine.find_user(key)
+        if user is None:
+            raise NotFound(f"no user {key!r}")
+        path = engine.get_signup_path(user.id)
+        assert path is not None
+        captured = {o.id: store.find_by_message_id(o.message_id) for o in path.outbox}
+    finally:
+        engine.close()
+        store.close()
+    if args.json:
+        print_json({
+            "user": user,
+            "outbox": [{**_jsonable(o), "attempts": _jsonable(path.attempts.get(o.id, [])),
+                        "captured": [{"id": m.id, "received_at": m.received_at,
+                                      "duplicate_of": m.duplicate_of}
+                                     for m in captured[o.id]]}
+                       for o in path.outbox],
+            "activated_at": path.activated_at,
+            "activated_via_outbox_id": path.activated_via_outbox_id,
+        })
+        return 0
+    took = f" (answered in {path.signup_ms:.1f} ms)" if path.signup_ms is not None else ""
+    print(f"{_when(path.created_at)}  sign-up of {_safe(user.email)}, user {user.id}{took}")
+    for o in sorted(path.outbox, key=lambda o: o.created_at):
+        print(f"{_when(o.created_at)}  outbox #{o.id} {o.kind} to {_safe(o.to)}: queued")
+        for a in path.attempts.get(o.id, []):
+            code = a.code if a.code is not None else "---"
+            print(f"{_when(a.started_at)}    attempt {a.number}: {code} "
+                  f"{_safe(a.error or a.reply)} -> {a.outcome} ({a.duration_ms:.0f} ms)")
+        if o.status in ("retrying", "queued", "sending"):
+            when = f" (next try {_when(o.next_attempt_at)})" if o.next_attempt_at else ""
+            print(f"{'':19}    now {o.status}{when}")
+        elif o.status == "failed":
+            print(f"{'':19}    failed: {_safe(o.last_error or '')}")
+        for m in captured[o.id]:
+            dup = f", duplicate of #{m.duplicate_of}" if m.duplicate_of else ""
+            print(f"{_when(m.received_at)}    captured as message #{m.id}{dup} "
+                  f"(mailroom show {m.id})")
+    if path.activated_at:
+        via = f" via outbox #{path.activated_via_outbox_id}" \
+            if path.activated_via_outbox_id else ""
+        print(f"{_when(path.activated_at)}  activated{via}")
+    else:
+        print(f"{'':19}  not activated yet")
     return 0
 
 
@@ -401,8 +513,11 @@ def cmd_messages(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         rows = store.list_messages(limit=args.limit, search=args.search or None)
+        total = store.count_messages(args.search or None) if len(rows) == args.limit else len(rows)
     finally:
         store.close()
+    if total > len(rows) and not args.json:
+        print(f"({len(rows)} newest of {total} shown; --limit N for more)", file=sys.stderr)
     if args.json:
         print_json([{"id": m.id, "received_at": m.received_at, "mail_from": m.mail_from,
                      "rcpt_to": list(m.rcpt_to), "subject": m.subject, "size": m.size,
@@ -426,7 +541,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.close()
     if raw is None or summary is None:
-        raise UsageError(f"no message with id {args.id}")
+        raise NotFound(f"no message with id {args.id}")
     if args.raw:
         sys.stdout.flush()
         sys.stdout.buffer.write(raw)
@@ -447,7 +562,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             print(f"{h.name}: {_safe(h.value)}")
         return 0
     if args.html:
-        print(parsed.html or "", end="" if (parsed.html or "").endswith("\n") else "\n")
+        if parsed.html is None:
+            print(f"mailroom show: message {args.id} has no HTML part (try --text)",
+                  file=sys.stderr)
+            return 1
+        print(parsed.html, end="" if parsed.html.endswith("\n") else "\n")
         return 0
     if not args.text:
         for name, value in (("From", parsed.from_), ("To", ", ".join(parsed.to)),
@@ -468,7 +587,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_chaos(args: argparse.Namespace) -> int:
     from mailcatcher.chaos import ChaosRule
 
-    store = open_store(args)
+    store = open_store(args, create=args.chaos_command in ("add", "on", "off"))
     try:
         if args.chaos_command == "add":
             try:
@@ -495,7 +614,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
                     print("no rules")
         elif args.chaos_command == "remove":
             if not store.remove_chaos_rule(args.id):
-                raise UsageError(f"no chaos rule with id {args.id}")
+                raise NotFound(f"no chaos rule with id {args.id}")
             print(f"removed chaos rule #{args.id}")
         elif args.chaos_command == "clear":
             print(f"removed {store.clear_chaos_rules()} chaos rule(s)")
@@ -508,7 +627,10 @@ def cmd_chaos(args: argparse.Namespace) -> int:
                 print_json(faults)
             else:
                 for f in faults:
-                    print(f"#{f.id} {_when(f.created_at)} {_safe(_describe_fault(f))}")
+                    to = f" to {', '.join(f.rcpt_to)}" if f.rcpt_to else ""
+                    print(f"#{f.id} {_when(f.created_at)} {_safe(_describe_fault(f) + to)}")
+                if len(faults) == args.limit:
+                    print(f"(the latest {args.limit} shown; --limit N for more)", file=sys.stderr)
     finally:
         store.close()
     return 0
@@ -549,46 +671,73 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _option_groups(top: bool) -> dict[str, _Parser]:
+    """Parent parsers for options that the top level and the sub-commands share.
+
+    The sub-commands' copies default to SUPPRESS, so `mailroom --data-dir D users` and
+    `mailroom users --data-dir D` mean the same and one never resets the other.
+    """
+
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
     common = _Parser(add_help=False)
-    common.add_argument("--data-dir", metavar="DIR",
+    common.add_argument("--data-dir", metavar="DIR", default=default(None),
                         help="data folder (env MAILROOM_DATA_DIR; default: your user data dir)")
     smtp = _Parser(add_help=False)
-    smtp.add_argument("--smtp-host", metavar="HOST",
+    smtp.add_argument("--smtp-host", metavar="HOST", default=default(None),
                       help="SMTP host to catch on and send to (default 127.0.0.1)")
-    smtp.add_argument("--smtp-port", type=_port, metavar="PORT", help="SMTP port (default 1025)")
+    smtp.add_argument("--smtp-port", type=_port, metavar="PORT", default=default(None),
+                      help="SMTP port (default 1025)")
+    links = _Parser(add_help=False)
+    links.add_argument("--http-port", type=_port, metavar="PORT", default=default(None),
+                       help="HTTP port for activation links and the API (default 8025)")
+    links.add_argument("--base-url", metavar="URL", default=default(None),
+                       help="base of activation links (env MAILROOM_BASE_URL; default: where "
+                            "this data folder's `serve` or window last listened, else "
+                            "http://127.0.0.1:8025)")
+    workers = _Parser(add_help=False)
+    workers.add_argument("--workers", type=_positive_int, default=default(2), metavar="N",
+                         help="queue worker threads (default 2)")
     run = _Parser(add_help=False)
-    run.add_argument("--http-port", type=_port, metavar="PORT",
-                     help="HTTP port for activation links and the API (default 8025)")
-    run.add_argument("--base-url", metavar="URL", help="base of activation links "
-                     "(env MAILROOM_BASE_URL; default http://127.0.0.1:HTTP_PORT)")
-    run.add_argument("--workers", type=_positive_int, default=2, metavar="N",
-                     help="queue worker threads (default 2)")
-    run.add_argument("--no-worker", action="store_true",
+    run.add_argument("--no-worker", action="store_true", default=default(False),
                      help="run no queue worker here (run `mailroom worker` beside it)")
-    run.add_argument("--no-catcher", action="store_true",
+    run.add_argument("--no-catcher", action="store_true", default=default(False),
                      help="run no SMTP catcher here (send to another server)")
+    run.add_argument("--max-size", type=_positive_int, default=default(50), metavar="MIB",
+                     help="largest message the catcher accepts, advertised as SIZE "
+                          "(default 50 MiB)")
     delivery = _Parser(add_help=False)
-    delivery.add_argument("--delivery", choices=DELIVERY_MODES,
+    delivery.add_argument("--delivery", choices=DELIVERY_MODES, default=default(None),
                           help="queue (default) or sync: send inline before answering "
                                "(env MAILROOM_DELIVERY)")
     jsonf = _Parser(add_help=False)
     jsonf.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return {"common": common, "smtp": smtp, "links": links, "workers": workers, "run": run,
+            "delivery": delivery, "json": jsonf}
 
-    parser = _Parser(prog="mailroom", parents=[common, smtp, run],
+
+def build_parser() -> argparse.ArgumentParser:
+    top = _option_groups(top=True)
+    g = _option_groups(top=False)
+    common, smtp, links, workers, run, delivery, jsonf = (
+        g["common"], g["smtp"], g["links"], g["workers"], g["run"], g["delivery"], g["json"])
+
+    parser = _Parser(prog="mailroom",
+                     parents=[top["common"], top["smtp"], top["links"], top["workers"],
+                              top["run"], top["delivery"]],
                      description="Mailroom: registration engine, email queue and catching "
                                  "SMTP server. Without a command, opens the window.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("serve", parents=[common, smtp, run, delivery],
+    p = sub.add_parser("serve", parents=[common, smtp, links, workers, run, delivery],
                        help="run catcher + worker + HTTP port headless until Ctrl-C")
     p.set_defaults(func=cmd_serve)
-    p = sub.add_parser("worker", parents=[common, smtp],
+    p = sub.add_parser("worker", parents=[common, smtp, links, workers],
                        help="run only the queue worker (beside `serve --no-worker` or the window)")
-    p.add_argument("--workers", type=_positive_int, default=2, metavar="N")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("register", parents=[common, smtp, delivery, jsonf],
+    p = sub.add_parser("register", parents=[common, smtp, links, delivery, jsonf],
                        help="sign up one or more users")
     p.add_argument("emails", nargs="*", metavar="EMAIL")
     p.add_argument("--name", help="display name for every address")
@@ -606,18 +755,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("users", parents=[common, jsonf], help="list users")
     p.add_argument("--limit", type=_positive_int, default=None)
     p.set_defaults(func=cmd_users)
+    p = sub.add_parser("path", parents=[common, jsonf],
+                       help="the whole path of one sign-up: request, emails, every SMTP "
+                            "attempt, captured messages, activation")
+    p.add_argument("user", metavar="EMAIL_OR_USER_ID")
+    p.set_defaults(func=cmd_path)
     p = sub.add_parser("outbox", parents=[common, jsonf], help="list outbound emails")
     p.add_argument("--status", choices=OUTBOX_STATES)
     p.add_argument("--limit", type=_positive_int, default=None)
     p.set_defaults(func=cmd_outbox)
-    p = sub.add_parser("retry", parents=[common, jsonf], help="retry failed emails")
+    p = sub.add_parser("retry", parents=[common, jsonf],
+                       help="send failed (or retrying) emails again now")
     p.add_argument("ids", nargs="*", type=_positive_int, metavar="ID")
     p.add_argument("--failed", action="store_true", help="retry every failed email")
     p.set_defaults(func=cmd_retry)
 
     p = sub.add_parser("messages", parents=[common, jsonf], help="list captured messages")
     p.add_argument("--search", metavar="TEXT", help="full-text search")
-    p.add_argument("--limit", type=_positive_int, default=50)
+    p.add_argument("--limit", type=_positive_int, default=50, help="how many (default 50)")
     p.set_defaults(func=cmd_messages)
     p = sub.add_parser("show", parents=[common], help="show one captured message")
     p.add_argument("id", type=_positive_int, metavar="ID")
@@ -652,30 +807,47 @@ def build_parser() -> argparse.ArgumentParser:
         c = chaos.add_parser(name, parents=[common], help=text)
         c.set_defaults(func=cmd_chaos)
     c = chaos.add_parser("faults", parents=[common, jsonf],
-                         help="list injected faults and rejections, newest first")
+                         help="list injected faults and rejections (the latest, oldest first)")
     c.add_argument("--limit", type=_positive_int, default=50)
     c.set_defaults(func=cmd_chaos)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         func: Callable[[argparse.Namespace], int] = getattr(args, "func", cmd_gui)
-        if func is cmd_gui and not hasattr(args, "workers"):
-            args.workers = 2
         return func(args)
     except UsageError as exc:
         print(f"mailroom: {exc}", file=sys.stderr)
         return 2
+    except NotFound as exc:
+        print(f"mailroom: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error, OperationalError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            # `mailroom messages | head`: the reader left; say nothing more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+        reason = getattr(exc, "orig", None) or exc
+        if not isinstance(exc, OSError) and not any(
+            word in str(reason).lower()
+            for word in ("readonly", "read-only", "unable to open", "disk", "permission",
+                         "locked", "not a database")
+        ):
+            raise  # a bug, not the data folder: keep the traceback
+        where = getattr(args, "data_dir", None) if "args" in locals() else None
+        print(f"mailroom: cannot use the data folder{f' {where}' if where else ''}: {reason}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        # `mailroom messages | head`: the reader left; say nothing more.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

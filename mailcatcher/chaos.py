@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,57 @@ PERS: tuple[Per, ...] = get_args(Per)
 
 MAX_DELAY_MS = 24 * 3600 * 1000
 MAX_MESSAGE_LEN = 400
+
+
+def _unclosed_bracket(pattern: str) -> int | None:
+    """Index of a `[` that fnmatch would read as a literal because nothing closes it."""
+    i, n = 0, len(pattern)
+    while i < n:
+        if pattern[i] == "[":
+            j = i + 1
+            if j < n and pattern[j] == "!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:
+                return i
+            i = j
+        i += 1
+    return None
+
+
+def check_match_pattern(pattern: object) -> None:
+    """Raise ValueError (naming `match`) unless `pattern` is a usable recipient pattern.
+
+    fnmatch itself accepts anything: an unclosed `[` silently becomes a literal bracket
+    and a class like `[z-a]` silently matches nothing, so a typo would make a rule that
+    never fires. Refused: non-text, empty or blank, control characters, an unclosed `[`
+    (write `[[]` for a literal bracket), a class that can match no character.
+    """
+    if not isinstance(pattern, str):
+        raise ValueError(f"match must be text, not {pattern!r}")
+    if not pattern.strip():
+        raise ValueError("match must not be empty")
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in pattern):
+        raise ValueError(f"match must not contain control characters: {pattern!r}")
+    if len(pattern) > MAX_MESSAGE_LEN:
+        raise ValueError(f"match must be at most {MAX_MESSAGE_LEN} characters")
+    at = _unclosed_bracket(pattern)
+    if at is not None:
+        raise ValueError(
+            f"match {pattern!r} has a '[' at position {at + 1} that no ']' closes "
+            "(write [[] for a literal '[')"
+        )
+    translated = fnmatch.translate(pattern.strip().lower())
+    try:
+        re.compile(translated)
+    except re.error as error:
+        raise ValueError(f"match {pattern!r} is not a valid pattern: {error}") from None
+    # fnmatch turns a character class that can hold no character (like [z-a]) into (?!).
+    if "(?!)" in translated:
+        raise ValueError(f"match {pattern!r} has a character class that matches nothing")
 
 
 @dataclass(frozen=True)
@@ -85,8 +137,7 @@ class ChaosRule:
         if self.per not in PERS:
             raise ValueError(f"per must be one of {', '.join(PERS)}, not {self.per!r}")
         if self.match is not None:
-            if not self.match.strip():
-                raise ValueError("match must not be empty")
+            check_match_pattern(self.match)
             if self.stage not in ("rcpt", "data"):
                 raise ValueError(
                     f"match applies to recipients, so only at stage rcpt or data, not {self.stage}"
@@ -121,7 +172,10 @@ class ChaosRule:
         return any(fnmatch.fnmatchcase(r.lower(), pattern) for r in recipients)
 
     def describe(self) -> str:
-        """One readable line: `#3 rcpt: reply 451 ... (50%, per message, to *@x.test)`."""
+        """One readable line: `rcpt: reply 451 ... (50%, per message, to *@x.test)`.
+
+        The rule only, without its id: callers that list rules print the id themselves.
+        """
         parts: list[str] = []
         if self.delay_ms:
             parts.append(f"wait {self.delay_ms} ms")
@@ -136,8 +190,7 @@ class ChaosRule:
         extras = [f"{self.probability:g}%", f"per {self.per}"]
         if self.match is not None:
             extras.append(f"to {self.match}")
-        ident = f"#{self.id} " if self.id is not None else ""
-        return f"{ident}{self.stage}: {', '.join(parts)} ({', '.join(extras)})"
+        return f"{self.stage}: {', '.join(parts)} ({', '.join(extras)})"
 
 
 @dataclass(frozen=True)

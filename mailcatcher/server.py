@@ -11,14 +11,36 @@ What the server promises:
 * Bound to 127.0.0.1 unless told otherwise; advertises SIZE (the size limit),
   8BITMIME and SMTPUTF8; lines up to `line_length_limit` bytes (1 MiB by default,
   not SMTP's 1,000) are accepted.
-* The stored bytes are exactly the DATA bytes after SMTP dot-unstuffing, by the
-  rules of aiosmtpd >= 1.4.5 (its SMTP-smuggling fix): a line ends only at CRLF,
-  DATA ends only at CRLF "." CRLF, and a stuffed dot is removed only from a line
-  that begins after a CRLF. (`CatchingSMTP.smtp_DATA` applies these rules itself so
-  that it can collect the message in one buffer.) Bare LF line endings are accepted,
-  kept as they are and flagged in the message's notes; a sender that dot-stuffs
-  after a bare LF (smtplib does) has its extra dot kept and flagged too (aiosmtpd
-  issue #561). `\\n.\\r\\n` and its cousins never end DATA.
+* The stored bytes are exactly the bytes the client meant to send: the DATA bytes
+  with SMTP transparency (dot-stuffing) undone, and nothing else changed. The rules
+  (`CatchingSMTP.smtp_DATA` applies them itself, to collect the message in one
+  buffer):
+
+  - DATA ends only at CRLF "." CRLF. A bare LF never ends a line for that purpose,
+    so `\\n.\\n`, `\\n.\\r\\n`, `\\r\\n.\\n` and their cousins are content, never
+    an end (SMTP smuggling, CVE-2023-51764 and kin; aiosmtpd >= 1.4.5 reads the same
+    way).
+  - A line after a CRLF that begins with "." loses that dot (RFC 5321 4.5.2).
+  - After a bare LF, a line that begins with ".." loses one dot; one that begins with
+    a single "." followed by anything else (".x", ".\\r\\n", ".\\n") is kept as it is.
+    Why: senders split on bare LF differently. smtplib, given LF-only bytes (the
+    common `sendmail(from, to, msg.as_bytes())`), stuffs a dot after *every* LF, so a
+    dot-led line after a bare LF always arrives as "..", and undoing exactly that
+    gives back what the application passed in (Postfix, Mailpit and aiosmtpd before
+    1.4.5 unstuff there too). aiosmtpd >= 1.4.5 reads lines only at CRLF and keeps
+    that extra dot (aiosmtpd issue #561, a side effect of its smuggling fix), so a
+    URL wrapped before ".1" would show as `127.0.0..1`. A sender that stuffs only
+    after CRLF sends a single dot there, which a stuffing sender never produces, so
+    that is kept. The one ambiguous case, a line beginning with ".." after a bare LF
+    from a sender that does not stuff there, is read the common way (one dot
+    removed) and flagged. The rule only ever removes a dot that follows a bare LF,
+    inside a line that a CRLF ends, so it can neither end DATA nor create a CRLF.
+  - Bare LF line endings are accepted and kept, never converted to CRLF, and the
+    message is flagged in its notes ("bare LF line endings"); when a dot was removed
+    after a bare LF the notes say that too (`NOTE_DOT_AFTER_BARE_LF`).
+  - smtplib appends CRLF to a message that does not end with CRLF; that CRLF is on
+    the wire as the last line's end and is stored (it cannot be told apart from a
+    message that really ends that way).
 * Over the size limit the reply is `552 5.3.4 Message size exceeds the limit of N
   bytes`, and the rejection is written to the fault log (rule_id None).
 * The 250 reply is sent only after the message is committed to the store.
@@ -51,9 +73,15 @@ from mailcatcher.chaos import (
     Stage,
     decide,
 )
-from mailcatcher.store import BaseMessageStore, BatchWriter, make_fault_row, prepare_message
+from mailcatcher.store import (
+    NOTE_DOT_AFTER_BARE_LF,
+    BaseMessageStore,
+    BatchWriter,
+    make_fault_row,
+    prepare_message,
+)
 
-__all__ = ["CatcherServer", "CatchingHandler", "CatchingSMTP"]
+__all__ = ["CatcherServer", "CatchingEnvelope", "CatchingHandler", "CatchingSMTP"]
 
 log = logging.getLogger(__name__)
 
@@ -231,16 +259,17 @@ class CatchingHandler:
         mail_from = _clean_text(envelope.mail_from or "")
         if mail_from == "<>":
             mail_from = ""  # the null reverse-path of bounces
+        notes: tuple[str, ...] = ()
+        if isinstance(envelope, CatchingEnvelope) and envelope.unstuffed_after_bare_lf:
+            notes = (NOTE_DOT_AFTER_BARE_LF,)
+        prepare = functools.partial(
+            prepare_message, raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer,
+            notes=notes,
+        )
         if len(raw) > self.inline_parse_limit:
-            loop = asyncio.get_running_loop()
-            prepared = await loop.run_in_executor(
-                self.executor,
-                functools.partial(
-                    prepare_message, raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer
-                ),
-            )
+            prepared = await asyncio.get_running_loop().run_in_executor(self.executor, prepare)
         else:
-            prepared = prepare_message(raw, mail_from=mail_from, rcpt_tos=rcpt_tos, peer=state.peer)
+            prepared = prepare()
         try:
             new_id = await self.writer.submit_message_async(prepared)
         except asyncio.CancelledError:
@@ -331,6 +360,15 @@ class CatchingHandler:
                 log.error("could not record a fault: %s", result)
 
 
+class CatchingEnvelope(Envelope):
+    """aiosmtpd's envelope plus what DATA had to undo beyond standard SMTP transparency."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Lines after a bare LF whose leading ".." lost one dot (dot-stuffing undone).
+        self.unstuffed_after_bare_lf = 0
+
+
 class CatchingSMTP(SMTP):
     """aiosmtpd's SMTP protocol with longer lines, a connect hook and named size rejections."""
 
@@ -347,6 +385,9 @@ class CatchingSMTP(SMTP):
         self._catcher = handler
         self._live = live
         super().__init__(handler, **kwargs)
+
+    def _create_envelope(self) -> CatchingEnvelope:
+        return CatchingEnvelope()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._live is not None:
@@ -397,6 +438,7 @@ class CatchingSMTP(SMTP):
         limit = self.data_size_limit
         state: Literal["ok", "too-long", "too-much"] = "ok"  # the first problem wins
         in_long_line = False  # the rest of a line that overran the reader's limit
+        unstuffed_after_bare_lf = 0
         while self.transport is not None:
             try:
                 line = await self._reader.readuntil(b"\r\n")
@@ -423,10 +465,18 @@ class CatchingSMTP(SMTP):
             if len(line) > self.line_length_limit:
                 state = "too-long"
                 content = bytearray()
-            elif line[:1] == b".":
-                content += memoryview(line)[1:]
             else:
-                content += line
+                start = 1 if line[:1] == b"." else 0  # the dot-stuffing after a CRLF
+                if b"\n.." in line:
+                    # Every LF before the line's final CRLF is a bare LF: undo the
+                    # dot-stuffing after it too (see the module docstring).
+                    body = line[start:]
+                    unstuffed_after_bare_lf += body.count(b"\n..")
+                    content += body.replace(b"\n..", b"\n.")
+                elif start:
+                    content += memoryview(line)[1:]
+                else:
+                    content += line
         if state != "ok":
             if state == "too-long":
                 await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
@@ -438,6 +488,8 @@ class CatchingSMTP(SMTP):
         del content
         self.envelope.content = original
         self.envelope.original_content = original
+        if isinstance(self.envelope, CatchingEnvelope):
+            self.envelope.unstuffed_after_bare_lf = unstuffed_after_bare_lf
         del original
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]

@@ -56,8 +56,8 @@ BUSY_TIMEOUT_MS = 10_000
 MAX_INDEXED_BODY = 1 << 20
 NOTE_BARE_LF = "bare LF line endings"
 NOTE_DOT_AFTER_BARE_LF = (
-    "a line after a bare LF begins with '..': kept as received (a sender that "
-    "dot-stuffs after bare LF, like smtplib, added one dot; aiosmtpd issue #561)"
+    "dot-stuffing undone after a bare LF: a line after a bare LF began with '..' on the "
+    "wire and lost one dot, as a sender that stuffs there (smtplib) meant"
 )
 
 SCHEMA = """
@@ -211,13 +211,10 @@ def message_id_key(value: str | None) -> str | None:
 
 
 def line_ending_notes(raw: bytes) -> tuple[str, ...]:
-    """Notes on line endings: bare LF anywhere, and a '..' line after a bare LF."""
+    """Notes on line endings: bare LF anywhere (the SMTP server adds its own notes)."""
     if raw.count(b"\n") == raw.count(b"\r\n"):
         return ()
-    notes = [NOTE_BARE_LF]
-    if re.search(rb"(?:^|[^\r])\n\.\.", raw):
-        notes.append(NOTE_DOT_AFTER_BARE_LF)
-    return tuple(notes)
+    return (NOTE_BARE_LF,)
 
 
 def _summarize(raw: bytes) -> ParsedMessage | None:

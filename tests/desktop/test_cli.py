@@ -95,7 +95,12 @@ def test_serve_without_worker_plus_a_separate_worker_process_delivers(
         wait_for(lambda: {o["status"] for o in run_json(
             capsys, "outbox", "--data-dir", str(data_dir))} == {"sent"},
             what="both emails sent by the separate worker")
-        assert len(run_json(capsys, "messages", "--data-dir", str(data_dir))) == 2
+        messages = run_json(capsys, "messages", "--data-dir", str(data_dir))
+        assert len(messages) == 2
+        # The separate worker's links point at this serve's HTTP port, not the default.
+        _, text, _ = run_cli(capsys, "show", str(messages[0]["id"]), "--text",
+                             "--data-dir", str(data_dir))
+        assert _activation_link(text).startswith(f"http://127.0.0.1:{http}/activate/")
     finally:
         if worker:
             assert worker.terminate() == 0, worker.output
@@ -174,12 +179,23 @@ def test_password_stdin_is_used_and_not_printed(
     assert PasswordHasher().verify(stored, "s3cret-password")
 
 
-def test_unknown_message_and_bad_flags_exit_2_with_one_line(
+def test_unknown_ids_exit_1_with_one_line(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for a message or chaos rule that does not exist: status 1 and one line."""
+    for argv in (["show", "999", "--data-dir", str(data_dir)],
+                 ["chaos", "remove", "777", "--data-dir", str(data_dir)]):
+        code, out, err = run_cli(capsys, *argv)
+        assert code == 1, argv
+        assert len(err.strip().splitlines()) == 1
+        assert argv[-3] in err
+
+
+def test_bad_flags_exit_2_with_one_line(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Bad input anywhere ends with status 2 and a single line on stderr."""
-    for argv in (["show", "999", "--data-dir", str(data_dir)],
-                 ["outbox", "--status", "lost", "--data-dir", str(data_dir)],
+    for argv in (["outbox", "--status", "lost", "--data-dir", str(data_dir)],
                  ["chaos", "add", "--stage", "rcpt", "--code", "250",
                   "--data-dir", str(data_dir)],
                  ["retry", "--data-dir", str(data_dir)]):
@@ -200,3 +216,59 @@ def test_chaos_rules_added_listed_and_removed_from_the_command_line(
     code, _, _ = run_cli(capsys, "chaos", "remove", str(rule["id"]), "--data-dir", str(data_dir))
     assert code == 0
     assert run_json(capsys, "chaos", "list", "--data-dir", str(data_dir))["rules"] == []
+
+
+def test_options_before_the_command_mean_the_same_as_after(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mailroom --data-dir D users` reads D, exactly like `mailroom users --data-dir D`."""
+    run_json(capsys, "register", "early@example.com", "--data-dir", str(data_dir))
+    before = run_json(capsys, "--data-dir", str(data_dir), "users")
+    after = run_json(capsys, "users", "--data-dir", str(data_dir))
+    assert [u["email"] for u in before] == [u["email"] for u in after] == ["early@example.com"]
+
+
+def test_reading_a_data_folder_that_does_not_exist_is_an_error_not_a_new_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --data-dir for a listing fails with one line and creates nothing."""
+    missing = tmp_path / "typo"
+    for argv in (["users"], ["messages"], ["outbox"], ["chaos", "list"]):
+        code, _, err = run_cli(capsys, *argv, "--data-dir", str(missing))
+        assert code == 2 and "no Mailroom data" in err, argv
+    assert not missing.exists()
+
+
+def test_sync_registration_reports_the_delivery_outcome(
+    data_dir: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`register --delivery sync` says how the inline delivery went: here, nobody listens."""
+    rows = run_json(capsys, "register", "inline@example.com", "--delivery", "sync",
+                    "--smtp-port", str(free_port()), "--data-dir", str(data_dir))
+    assert rows[0]["delivery"] == "sync"
+    assert rows[0]["delivery_status"] == "retrying"
+
+
+@pytest.mark.slow
+def test_path_shows_the_whole_sign_up_in_the_terminal(
+    serve: MailroomProcess, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mailroom path EMAIL` lists the sign-up, the email, its attempt, the captured
+    message and, after the link is opened, the activation."""
+    run_json(capsys, "register", "pathfinder@example.com", "--data-dir", str(data_dir))
+
+    def caught() -> list[dict[str, object]] | None:
+        return run_json(capsys, "messages", "--data-dir", str(data_dir)) or None
+
+    message = wait_for(caught, what="the activation email")[0]
+    code, text, _ = run_cli(capsys, "show", str(message["id"]), "--text",
+                            "--data-dir", str(data_dir))
+    urllib.request.urlopen(_activation_link(text), timeout=10).close()
+    data = run_json(capsys, "path", "pathfinder@example.com", "--data-dir", str(data_dir))
+    (email,) = data["outbox"]
+    assert email["status"] == "sent" and email["attempts"][0]["code"] == 250
+    assert [m["id"] for m in email["captured"]] == [message["id"]]
+    assert data["activated_via_outbox_id"] == email["id"]
+    code, out, _ = run_cli(capsys, "path", "pathfinder@example.com", "--data-dir", str(data_dir))
+    assert code == 0
+    assert f"captured as message #{message['id']}" in out and "activated" in out

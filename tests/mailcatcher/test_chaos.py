@@ -40,6 +40,15 @@ def _send(server: CatcherServer, rcpts: list[str] | None = None, timeout: float 
         ({"stage": "rcpt", "code": 451, "per": "day"}, "per"),
         ({"stage": "mail", "code": 451, "match": "*@x.test"}, "match"),
         ({"stage": "rcpt", "code": 451, "match": "  "}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": ""}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "["}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "*@[example.test"}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "[!]"}, "match"),
+        ({"stage": "data", "code": 451, "match": "user[z-a]@x.test"}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "a@x.test\nb@y.test"}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "a\x00@x.test"}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": "a\x7f@x.test"}, "match"),
+        ({"stage": "rcpt", "code": 451, "match": 42}, "match"),
         ({"stage": "rcpt", "code": 451, "message": "a\r\n250 fake"}, "message"),
         ({"stage": "rcpt", "message": "text without code", "delay_ms": 5}, "message"),
         ({"stage": "rcpt", "code": 451, "drop": True}, "drop"),
@@ -52,12 +61,27 @@ def test_invalid_rules_are_refused_naming_the_field(fields: dict[str, object], n
         ChaosRule(**fields)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "pattern", ["*@x.test", "[[]*", "*@[[]127.0.0.1]", "user[0-9]@x.test", "[!a]*", "[]]*", "?*"]
+)
+def test_valid_patterns_are_accepted(pattern: str) -> None:
+    """Well-formed fnmatch patterns (classes, negation, a literal '[' written [[]) are kept."""
+    assert ChaosRule(stage="rcpt", code=451, match=pattern).match == pattern
+
+
+def test_literal_bracket_pattern_matches_a_domain_literal() -> None:
+    """`[[]` is how a literal bracket is written, so an address literal can be targeted."""
+    rule = ChaosRule(stage="rcpt", code=550, match="*@[[]127.0.0.1]")
+    assert rule.matches(["root@[127.0.0.1]"])
+    assert not rule.matches(["root@127.0.0.1"])
+
+
 def test_describe_says_what_the_rule_does() -> None:
     """describe() is one line with the stage, the action, the probability and the pattern."""
     rule = ChaosRule(stage="rcpt", code=451, message="4.7.1 Greylisted", probability=50,
                      match="*@slow.test", id=3)
     assert rule.describe() == (
-        "#3 rcpt: reply 451 4.7.1 Greylisted (50%, per message, to *@slow.test)"
+        "rcpt: reply 451 4.7.1 Greylisted (50%, per message, to *@slow.test)"
     )
     assert "wait 2000 ms, then accept" in ChaosRule(stage="data", delay_ms=2000).describe()
     assert "drop the connection" in ChaosRule(stage="connect", drop=True).describe()

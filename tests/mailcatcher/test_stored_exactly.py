@@ -1,18 +1,21 @@
 """Stored exactly: what a client sends over SMTP is what get_raw gives back, byte for byte.
 
-"Exactly" means the DATA bytes after SMTP transparency is undone. How the clients used
-here put a message on the wire, and so which bytes are expected back:
+"Exactly" means the message bytes the client meant, after SMTP transparency is undone.
+The catcher's policy (mailcatcher/server.py has the full reasoning):
 
 * smtplib.sendmail(bytes) sends the bytes as they are: no line-ending conversion
   (only str messages get CRLF-fixed). It dot-stuffs every line that begins with a
   dot, after a CRLF *or after a bare LF*, and appends CRLF when the message does not
-  end with one (that CRLF is part of what it sent, so it is stored).
-* The catcher (aiosmtpd >= 1.4.5, the SMTP-smuggling fix) sees lines only at CRLF:
-  it removes the stuffed dot of a line after CRLF, and keeps a dot after a bare LF
-  as it is. So with smtplib, a line beginning with a dot after a bare LF comes back
-  with smtplib's extra dot (aiosmtpd issue #561); the message is flagged in its
-  notes. A client that treats a bare LF as no line break (RFC 5321: only CRLF ends a
-  line) and therefore does not stuff there gets its bytes back exactly.
+  end with one (that CRLF is on the wire as the last line's end, so it is stored).
+* Only CRLF "." CRLF ends DATA: `\\n.\\r\\n` and its cousins are content (SMTP
+  smuggling), stored as sent.
+* A line after a CRLF loses its leading stuffed dot. After a bare LF, a line that
+  begins with ".." loses one dot (what smtplib stuffed there; aiosmtpd >= 1.4.5 alone
+  would keep it, aiosmtpd issue #561) and the message is flagged
+  ("dot-stuffing undone after a bare LF"); a single dot followed by anything else
+  (only a sender that does not stuff after a bare LF sends that) is kept as it is.
+  So LF-only bytes from `sendmail(from, to, msg.as_bytes())` come back exactly, dots
+  and all.
 * Bare LF line endings are accepted and kept, never converted, and flagged in the
   notes ("bare LF line endings").
 """
@@ -31,13 +34,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from email import policy
 from email.message import EmailMessage
 
 import psutil
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailcatcher.server import CatcherServer
-from mailcatcher.store import NOTE_BARE_LF, NOTE_DOT_AFTER_BARE_LF, MessageStore
+from mailcatcher.store import (
+    NOTE_BARE_LF,
+    NOTE_DOT_AFTER_BARE_LF,
+    MessageStore,
+    MessageSummary,
+)
 
 from .smtp_helpers import RawSMTP
 
@@ -47,11 +58,16 @@ CORPUS_FILES = sorted(CORPUS.rglob("*.eml"))
 
 
 def _sent_by_smtplib(original: bytes) -> bytes:
-    """What smtplib.sendmail transmits for `original`, once the stuffed dots after CRLF are gone.
+    """What smtplib.sendmail transmits for `original`, once its dot-stuffing is undone.
 
-    Valid for messages without a dot-led line after a bare LF (the corpus test checks that).
+    That is `original` itself, plus the CRLF smtplib appends when it does not end with one.
     """
     return original if original.endswith(b"\r\n") else original + b"\r\n"
+
+
+def _newest(store: MessageStore) -> MessageSummary:
+    (msg,) = store.list_messages(limit=1)
+    return msg
 
 
 def _smtp_transaction(raw: RawSMTP, data: bytes, rcpt: str = "b@y.test") -> tuple[int, str]:
@@ -75,7 +91,6 @@ def test_corpus_message_round_trips(
 ) -> None:
     """Every corpus message sent with smtplib comes back from get_raw exactly as transmitted."""
     original = path.read_bytes()
-    assert not re.search(rb"(?:^|[^\r])\n\.", original), "dot after bare LF: expectation differs"
     with smtplib.SMTP(*catcher.address, timeout=10) as client:
         client.sendmail("sender@example.test", ["rcpt@example.test"], original)
     (msg,) = store.list_messages()
@@ -83,6 +98,14 @@ def test_corpus_message_round_trips(
     assert msg.size == len(_sent_by_smtplib(original))
     has_bare_lf = original.count(b"\n") != original.count(b"\r\n")
     assert (NOTE_BARE_LF in msg.notes) == has_bare_lf
+    stuffed_after_bare_lf = re.search(rb"(?:^|[^\r])\n\.", original) is not None
+    assert (NOTE_DOT_AFTER_BARE_LF in msg.notes) == stuffed_after_bare_lf
+
+
+def test_corpus_has_lf_only_messages() -> None:
+    """The corpus run above covers LF-only files (sent with smtplib as they are)."""
+    lf_only = [p for p in CORPUS_FILES if b"\r\n" not in p.read_bytes()]
+    assert len(lf_only) >= 3
 
 
 def test_dot_lines_after_crlf_round_trip(catcher: CatcherServer, store: MessageStore) -> None:
@@ -162,49 +185,105 @@ def test_over_size_without_declaration_gets_552_after_data(
     assert fault.rcpt_to == ("b@y.test",)
 
 
-def test_bare_lf_message_round_trips_and_is_flagged(
+def test_lf_only_message_from_smtplib_round_trips_dots_and_all(
     catcher: CatcherServer, store: MessageStore
 ) -> None:
-    """Bare LF endings (and a dot-led line after one) are kept exactly from a non-stuffing client.
+    """`sendmail(from, to, msg.as_bytes())` with LF endings: dot-led lines come back unchanged.
 
-    The client here stuffs only after CRLF, as RFC 5321 defines lines; the catcher keeps
-    every byte, converts nothing, and flags the message.
+    smtplib stuffs a dot after every bare LF; the catcher undoes it, so a wrapped URL
+    keeps its single dot (`127.0.0.1`, not `127.0.0..1`) and "." / ".." lines survive.
     """
-    content = b"From: a@x.test\nSubject: lf\n\nline one\n.dot after a bare LF\n..two dots\nend\r\n"
-    with RawSMTP(catcher.address) as raw:
-        code, _ = _smtp_transaction(raw, content + b".\r\n")
-    assert code == 250
-    (msg,) = store.list_messages()
-    assert store.get_raw(msg.id) == content
-    assert NOTE_BARE_LF in msg.notes
-    assert msg.subject == "lf"
+    msg = EmailMessage(policy=policy.default)  # linesep "\n": as_bytes() is LF-only
+    msg["From"] = "app@x.test"
+    msg["To"] = "user@y.test"
+    msg["Subject"] = "activate"
+    msg.set_content(
+        "Open http://127.0.0\n.1:8025/activate/abc\n.\n..\n...three\n.leading\n. \nend.\n"
+    )
+    original = msg.as_bytes()
+    assert b"\r\n" not in original and b"\n.1:8025" in original and b"\n..\n" in original
+    with smtplib.SMTP(*catcher.address, timeout=10) as client:
+        client.sendmail("app@x.test", ["user@y.test"], original)
+    stored = _newest(store)
+    assert store.get_raw(stored.id) == original + b"\r\n"  # smtplib's own final CRLF
+    assert NOTE_BARE_LF in stored.notes and NOTE_DOT_AFTER_BARE_LF in stored.notes
 
 
-def test_bare_lf_dot_line_from_smtplib_keeps_its_stuffed_dot(
+def test_lf_only_message_ending_in_crlf_is_exactly_what_was_passed(
     catcher: CatcherServer, store: MessageStore
 ) -> None:
-    """smtplib stuffs a dot after a bare LF; aiosmtpd keeps it (issue #561); the note says so.
-
-    This is the one place where bytes differ from what the application handed to
-    smtplib; the stored bytes are still exactly those that crossed the wire.
-    """
-    original = b"Subject: lf\n\nline one\n.dot line\nend\n"
+    """Bare-LF lines with dots, ended by CRLF (so smtplib appends nothing): stored == passed."""
+    original = b"Subject: lf\n\nline one\n.dot line\n..two\n.\n..\nend\r\n"
     with smtplib.SMTP(*catcher.address, timeout=10) as client:
         client.sendmail("a@x.test", ["b@y.test"], original)
-    (msg,) = store.list_messages()
-    assert store.get_raw(msg.id) == b"Subject: lf\n\nline one\n..dot line\nend\n\r\n"
-    assert NOTE_BARE_LF in msg.notes and NOTE_DOT_AFTER_BARE_LF in msg.notes
+    stored = _newest(store)
+    assert store.get_raw(stored.id) == original
+    assert stored.subject == "lf"
+
+
+def test_any_mix_of_dots_and_line_breaks_round_trips_through_smtplib(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """For any bytes of dots, CR, LF and letters, smtplib's stuffing is undone exactly.
+
+    Hypothesis looks for a message where bare LF, bare CR and CRLF around dots would
+    make the unstuffing drop or keep a dot it should not, or end DATA early.
+    """
+    with smtplib.SMTP(*catcher.address, timeout=10) as client:
+
+        @settings(max_examples=150, deadline=None, database=None)
+        @given(st.binary(max_size=40).map(lambda b: bytes(b".\r\na"[x % 4] for x in b)))
+        def check(body: bytes) -> None:
+            original = b"Subject: mix\r\n\r\n" + body
+            client.sendmail("a@x.test", ["b@y.test"], original)
+            assert store.get_raw(_newest(store).id) == _sent_by_smtplib(original)
+
+        check()
+
+
+def test_single_dot_after_bare_lf_from_a_non_stuffing_client_is_kept(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """A client that stuffs only after CRLF (RFC 5321 lines) gets its single dots back as sent.
+
+    After a bare LF, ".x", "." + CRLF and "." + LF are never what a stuffing sender
+    sends, so they are kept; ".." is read as stuffed (the documented ambiguity) and
+    flagged.
+    """
+    content = b"From: a@x.test\nSubject: lf\n\nline one\n.dot after a bare LF\n.\nx\n.\r\n"
+    with RawSMTP(catcher.address) as raw:
+        code, _ = _smtp_transaction(raw, content + b".\r\n")
+        assert code == 250
+        code, _ = _smtp_transaction(raw, b"Subject: two\n\n..two dots\r\n.\r\n")
+        assert code == 250
+    first, second = sorted(store.list_messages(), key=lambda m: m.id)
+    assert store.get_raw(first.id) == content
+    assert NOTE_BARE_LF in first.notes and NOTE_DOT_AFTER_BARE_LF not in first.notes
+    assert first.subject == "lf"
+    assert store.get_raw(second.id) == b"Subject: two\n\n.two dots\r\n"
+    assert NOTE_DOT_AFTER_BARE_LF in second.notes
 
 
 @pytest.mark.parametrize(
-    "fake_end", [b"\n.\r\n", b"\n.\n", b"\r.\r\n", b"\r\n.\n", b"\r\n.\r"], ids=repr
+    ("fake_end", "stored_as"),
+    [
+        (b"\n.\r\n", b"\n.\r\n"),
+        (b"\n.\n", b"\n.\n"),
+        (b"\n..\r\n", b"\n.\r\n"),  # a stuffed lone dot after a bare LF, unstuffed
+        (b"\n..\n", b"\n.\n"),
+        (b"\r.\r\n", b"\r.\r\n"),
+        (b"\r\n.\n", b"\r\n\n"),  # after CRLF the leading dot is stuffing (RFC 5321)
+        (b"\r\n.\r", b"\r\n\r"),
+    ],
+    ids=repr,
 )
 def test_smuggled_end_of_data_does_not_end_the_message(
-    catcher: CatcherServer, store: MessageStore, fake_end: bytes
+    catcher: CatcherServer, store: MessageStore, fake_end: bytes, stored_as: bytes
 ) -> None:
     """A fake end-of-data (`\\n.\\r\\n` and friends) inside DATA is content, not an end.
 
-    The commands after it are not run: one message is stored, with them in its body.
+    The commands after it are not run: one message is stored, with them in its body,
+    and the bytes are those sent with only the dot-stuffing rules applied.
     """
     smuggled = (
         b"Subject: outer\r\n\r\nhello" + fake_end
@@ -218,9 +297,7 @@ def test_smuggled_end_of_data_does_not_end_the_message(
     (msg,) = store.list_messages()
     assert msg.subject == "outer"
     assert msg.rcpt_to == ("b@y.test",)
-    stored = store.get_raw(msg.id)
-    assert stored is not None
-    assert b"RCPT TO:<victim@x.test>" in stored and b"Subject: smuggled" in stored
+    assert store.get_raw(msg.id) == smuggled[: -len(b".\r\n")].replace(fake_end, stored_as)
 
 
 def test_smtputf8_message_from_send_message_is_stored_exactly(
