@@ -218,3 +218,75 @@ def test_elapsed_and_signup_time_are_recorded(engine: Engine) -> None:
     assert r.elapsed_ms > 0 and user is not None and user.signup_ms is not None
     assert 0 < user.signup_ms <= r.elapsed_ms
     assert user.created_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@flaky.test",
+        "x@app.localhost",
+        "a@example.local",
+        "dev@localhost",
+        "qa@test",
+        "bounce@nowhere.invalid",
+        "Dev@App.LOCALHOST",
+        "user@bücher.local",
+    ],
+)
+def test_developer_test_domains_are_accepted(engine: Engine, email: str) -> None:
+    """Reserved names developers test with (.test, .localhost, .local, .invalid) sign up."""
+    result = engine.register(email, PASSWORD)
+    assert result.user_id is not None
+    assert engine.find_user(email) is not None
+
+
+def test_test_domain_address_is_kept_in_canonical_form(engine: Engine) -> None:
+    """A reserved domain is stored lower-case like any other, and delivered to as stored."""
+    result = engine.register("Dev@App.LOCALHOST", PASSWORD, delivery="sync")
+    assert result.email == "Dev@app.localhost"
+    outbox = engine.get_outbox(result.outbox_id or 0)
+    assert outbox is not None and outbox.status == "sent" and outbox.to == "Dev@app.localhost"
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@relay.onion",  # not a test domain: Tor names must not be looked up at all
+        "a@in-addr.arpa",
+        "a@-bad.localhost",
+        "a@bad-.test",
+        "a..b@example.local",
+        "a@exa mple.test",
+        "a@@localhost",
+        "a@localhost.",
+        "a@ab--cd.local",
+        "<a@localhost>",
+        "Name <a@localhost>",
+    ],
+)
+def test_syntax_and_other_reserved_names_are_still_refused(engine: Engine, email: str) -> None:
+    """Accepting test domains keeps every syntax check, and the other reserved names refused."""
+    with pytest.raises(ValidationError) as info:
+        engine.register(email, PASSWORD)
+    assert info.value.field == "email"
+    assert _nothing_written(engine)
+
+
+def test_local_part_of_64_octets_is_accepted(engine: Engine) -> None:
+    """RFC 5321 allows 64 octets before the @."""
+    assert engine.register("a" * 64 + "@example.com", PASSWORD).user_id is not None
+
+
+@pytest.mark.parametrize(
+    "local",
+    ["a" * 65, "é" * 33],  # 65 ASCII octets; 33 characters but 66 octets in UTF-8
+)
+def test_local_part_over_64_octets_is_refused_naming_the_field(
+    engine: Engine, local: str
+) -> None:
+    """A local part longer than 64 octets (UTF-8) is refused, naming the email field."""
+    with pytest.raises(ValidationError) as info:
+        engine.register(f"{local}@example.local", PASSWORD)
+    assert info.value.field == "email"
+    assert "64" in info.value.message
+    assert _nothing_written(engine)
