@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.settings import DELIVERY_MODES, Settings
+from desktop.runtime import HTTP_URL_FILE
 
 OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
 
@@ -35,7 +36,6 @@ class NotFound(Exception):
     """What the command was asked about does not exist (exit 1, one line)."""
 
 
-HTTP_URL_FILE = "http.url"
 
 
 # -- output helpers ---------------------------------------------------------------------
@@ -87,11 +87,14 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> Non
 # -- settings and services ------------------------------------------------------------
 
 
-def build_settings(args: argparse.Namespace, *, create: bool = True) -> Settings:
+def build_settings(
+    args: argparse.Namespace, *, create: bool = True, serves_http: bool = False
+) -> Settings:
     """Settings from flags and MAILROOM_* variables.
 
     create=False is for commands that only read or change existing data: a data folder
     that does not exist is then an error (a typo in --data-dir), not a new empty folder.
+    serves_http=True is for the processes that answer activation links themselves.
     """
     overrides: dict[str, object] = {}
     if getattr(args, "data_dir", None):
@@ -114,7 +117,7 @@ def build_settings(args: argparse.Namespace, *, create: bool = True) -> Settings
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--data-dir {data_dir}: {exc.strerror}") from None
-    if settings.base_url is None and getattr(args, "http_port", None) is None:
+    if settings.base_url is None and getattr(args, "http_port", None) is None and not serves_http:
         # Links point where this data folder's HTTP port last listened (`serve`, the window),
         # so a separate `mailroom worker` or `register --delivery sync` writes working links.
         try:
@@ -124,14 +127,6 @@ def build_settings(args: argparse.Namespace, *, create: bool = True) -> Settings
         if remembered.startswith(("http://", "https://")):
             settings = settings.with_changes(base_url=remembered)
     return settings
-
-
-def remember_http_url(settings: Settings, url: str) -> None:
-    """Record where activation links are answered, for other processes on this data folder."""
-    try:
-        (settings.data_dir / HTTP_URL_FILE).write_text(url + "\n", encoding="utf-8")
-    except OSError:
-        pass  # links then use the default port; nothing else depends on it
 
 
 def open_engine(args: argparse.Namespace, *, create: bool = False) -> Any:
@@ -212,7 +207,7 @@ def _describe_fault(fault: Any) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from desktop.runtime import Runtime, StartupError
 
-    settings = build_settings(args)
+    settings = build_settings(args, serves_http=True)
     runtime = Runtime(
         settings,
         run_catcher=not args.no_catcher,
@@ -235,7 +230,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"{host}:{port}" + ("" if runtime.catcher_running else " (catcher off)"))
         if http:
             print(f"HTTP (activation links, /api/v1) on http://{http[0]}:{http[1]}")
-            remember_http_url(settings, settings.activation_base_url)
         workers = f"{args.workers} worker thread(s)" if runtime.worker_running else "no worker"
         print(f"data in {settings.data_dir}; delivery {settings.delivery}; {workers}")
         print("Ctrl-C stops.", flush=True)
@@ -270,7 +264,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if not display_available():
         raise UsageError("no display found (DISPLAY/WAYLAND_DISPLAY unset); "
                          "run `mailroom serve` for the headless product")
-    settings = build_settings(args)
+    settings = build_settings(args, serves_http=True)
     return int(run_gui(settings, run_catcher=not args.no_catcher,
                        run_worker=not args.no_worker, workers=args.workers))
 

@@ -18,6 +18,9 @@ from mailcatcher.server import CatcherServer
 from mailcatcher.store import MessageStore
 
 DEFAULT_SIZE_LIMIT = 50 * 1024 * 1024
+# Where this data folder's activation links were last answered; read by `mailroom worker`
+# and `mailroom register` so the links they write point at a running HTTP port.
+HTTP_URL_FILE = "http.url"
 
 
 class StartupError(Exception):
@@ -112,11 +115,19 @@ class Runtime:
                 _check_port_free("HTTP", host, port)
                 self.http = MailroomHTTPServer(self.engine, self.store, host, port)
                 self.http.start()
+                self._remember_http_url()
             if opts.run_worker:
                 self.worker = self.engine.start_worker(opts.workers)
         except BaseException:
             self.stop()
             raise
+
+    def _remember_http_url(self) -> None:
+        try:
+            path = self.settings.data_dir / HTTP_URL_FILE
+            path.write_text(self.settings.activation_base_url + "\n", encoding="utf-8")
+        except OSError:
+            pass  # other processes then use the default port; nothing else depends on it
 
     def stop(self) -> None:
         """Stop the parts in reverse order; safe to call twice."""
