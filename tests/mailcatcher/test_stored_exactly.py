@@ -39,7 +39,7 @@ from email.message import EmailMessage
 
 import psutil
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mailcatcher.server import CatcherServer
@@ -298,6 +298,39 @@ def test_smuggled_end_of_data_does_not_end_the_message(
     assert msg.subject == "outer"
     assert msg.rcpt_to == ("b@y.test",)
     assert store.get_raw(msg.id) == smuggled[: -len(b".\r\n")].replace(fake_end, stored_as)
+
+
+def test_only_crlf_dot_crlf_ends_data_whatever_comes_before(
+    catcher: CatcherServer, store: MessageStore
+) -> None:
+    """Raw DATA of dots, CR, LF and letters without CRLF.CRLF inside is one message, no more.
+
+    Hypothesis looks for bytes after which the server ends DATA early (and would run
+    the rest as commands) or loses its place in the conversation: every transaction
+    must get exactly one 250, store one message, and leave NOOP answered in step.
+    """
+    head = b"Subject: raw\r\n\r\n"
+    with RawSMTP(catcher.address) as raw:
+        assert raw.command("EHLO me")[0] == 250
+
+        @settings(max_examples=150, deadline=None, database=None)
+        @given(st.binary(max_size=40).map(lambda b: bytes(b".\r\na"[x % 4] for x in b)))
+        def check(body: bytes) -> None:
+            data = head + body + b"\r\n.\r\n"
+            assume(data.find(b"\r\n.\r\n") == len(data) - 5)  # no real end inside
+            before = store.count_messages()
+            assert raw.command("MAIL FROM:<a@x.test>")[0] == 250
+            assert raw.command("RCPT TO:<b@y.test>")[0] == 250
+            assert raw.command("DATA")[0] == 354
+            raw.send(data)
+            assert raw.reply()[0] == 250
+            assert raw.command("NOOP")[0] == 250
+            assert store.count_messages() == before + 1
+            stored = store.get_raw(_newest(store).id)
+            assert stored is not None and stored.startswith(head)
+            assert len(stored) >= len(data) - 5 - (data.count(b"\n.") + 1)
+
+        check()
 
 
 def test_smtputf8_message_from_send_message_is_stored_exactly(
