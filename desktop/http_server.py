@@ -1,10 +1,13 @@
-"""The local HTTP port: activation links, and a read API over the mail store shaped like Mailpit's.
+"""The local HTTP port: activation links, and an API over the mail store shaped like Mailpit's.
 
 One small threaded server from the standard library: it answers a browser clicking an
 activation link and end-to-end test helpers written for Mailpit's `/api/v1`
-(list, message, raw, search, delete). Nothing here needs more than that, so no web
-framework is pulled in; the handler only routes and formats, the work is done by
-core.Engine and mailcatcher.MessageStore.
+(list, search with Mailpit's syntax, message, headers, raw, mark read, delete, info).
+Nothing here needs more than that, so no web framework is pulled in; the handler only
+routes and formats, the work is done by core.Engine and mailcatcher.MessageStore.
+
+HEAD never changes state: link scanners send HEAD to activation links, and a HEAD
+of a message does not mark it read.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from email.utils import getaddresses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.engine import Engine
-from mailcatcher.parsing import parse_message
-from mailcatcher.store import MessageStore, MessageSummary
+from mailcatcher.parsing import Attachment, ParsedMessage, parse_message
+from mailcatcher.search import Filter, SearchQuery, parse_search
+from mailcatcher.store import MessageStore, MessageSummary, split_address
 
 Route = Callable[["_Handler", re.Match[str]], None]
 
@@ -40,28 +45,114 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _address(text: str) -> dict[str, str]:
-    from email.utils import parseaddr
+    """ "Name <addr>" (as the store keeps addresses) as Mailpit's {Name, Address}."""
+    name, address = split_address(text)
+    return {"Name": name, "Address": address}
 
-    name, addr = parseaddr(text)
-    return {"Name": name, "Address": addr}
+
+def _addresses(entries: tuple[str, ...] | list[str]) -> list[dict[str, str]]:
+    return [_address(e) for e in entries if e.strip()]
+
+
+def _to_entries(msg: MessageSummary) -> list[str]:
+    """The To header's addresses (rows stored before the list was kept: the joined text)."""
+    if msg.to_addresses:
+        return list(msg.to_addresses)
+    return [f"{n} <{a}>" if n else a for n, a in getaddresses([msg.to]) if a or n]
+
+
+UNREAD = Filter("read", False)
 
 
 def message_summary_json(msg: MessageSummary) -> dict[str, Any]:
-    """One message in the shape of Mailpit's message summary (plus Mailroom's own fields)."""
+    """One message in the shape of Mailpit's MessageSummary (plus Mailroom's own fields).
+
+    To and Cc come from the headers; Bcc is the envelope recipients named in neither
+    (as Mailpit shows it); Envelope and DuplicateOf are Mailroom's.
+    """
     return {
         "ID": str(msg.id),
-        "MessageID": (msg.message_id or "").strip("<>"),
+        "MessageID": (msg.message_id or "").strip().strip("<>"),
         "Read": msg.read,
         "From": _address(msg.from_ or msg.mail_from),
-        "To": [_address(a) for a in msg.rcpt_to],
+        "To": _addresses(_to_entries(msg)),
+        "Cc": _addresses(msg.cc),
+        "Bcc": _addresses(msg.bcc),
+        "ReplyTo": _addresses(msg.reply_to),
         "Subject": msg.subject,
         "Created": _iso(msg.received_at),
+        "Username": "",
+        "Tags": [],
         "Size": msg.size,
         "Attachments": msg.attachment_count,
-        "Snippet": "",
+        "Snippet": msg.snippet,
         "Envelope": {"From": msg.mail_from, "To": list(msg.rcpt_to), "Peer": msg.peer},
         "DuplicateOf": msg.duplicate_of,
     }
+
+
+def _header_values(parsed: ParsedMessage, name: str) -> list[str]:
+    return [h.value for h in parsed.headers if h.name.lower() == name]
+
+
+def message_json(msg: MessageSummary, parsed: ParsedMessage) -> dict[str, Any]:
+    """One message in the shape of Mailpit's Message (plus Mailroom's own fields)."""
+    data = message_summary_json(msg)
+    for key in ("Read", "Created", "Snippet"):
+        del data[key]
+    return_path = _header_values(parsed, "return-path")
+    unsubscribe = _header_values(parsed, "list-unsubscribe")
+    unsubscribe_post = _header_values(parsed, "list-unsubscribe-post")
+    inline = [a for a in parsed.attachments if a.disposition != "attachment"]
+    files = [a for a in parsed.attachments if a.disposition == "attachment"]
+    data.update(
+        {
+            "ReturnPath": (return_path[0].strip().strip("<>") if return_path else msg.mail_from),
+            "ListUnsubscribe": {
+                "Header": unsubscribe[0] if unsubscribe else "",
+                "Links": re.findall(r"<([^>]*)>", unsubscribe[0]) if unsubscribe else [],
+                "Errors": "",
+                "HeaderPost": unsubscribe_post[0] if unsubscribe_post else "",
+            },
+            "Date": _iso(parsed.date or msg.received_at),
+            "Text": parsed.text or "",
+            "HTML": parsed.html or "",
+            "Inline": [_attachment_json(a) for a in inline],
+            "Attachments": [_attachment_json(a) for a in files],
+            "Notes": list(parsed.notes),
+        }
+    )
+    return data
+
+
+def _attachment_json(attachment: Attachment) -> dict[str, Any]:
+    return {
+        "PartID": str(attachment.index),
+        "FileName": attachment.filename or "",
+        "ContentType": attachment.content_type,
+        "ContentID": (attachment.content_id or "").strip("<>"),
+        "Size": attachment.size,
+    }
+
+
+def _ids(payload: Any) -> list[int]:
+    """The "IDs" of a request body: a list of message ids (numbers or digit strings)."""
+    if not isinstance(payload, dict):
+        raise _BadRequest('the body must be a JSON object like {"IDs": ["1", "2"]}')
+    ids = payload.get("IDs", [])
+    if ids is None:
+        return []
+    if not isinstance(ids, list):
+        raise _BadRequest(f'"IDs" must be a list of message ids, not {type(ids).__name__}')
+    result = []
+    for item in ids:
+        if isinstance(item, int) and not isinstance(item, bool) and item > 0:
+            result.append(item)
+        elif isinstance(item, str) and item.strip().isdigit() and int(item) > 0:
+            result.append(int(item))
+        else:
+            raise _BadRequest(f'"IDs" must hold message ids (like "12" or 12), not {item!r}')
+    return result
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -100,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
             if match:
                 try:
                     route(self, match)
+                except _BadRequest as exc:
+                    self.send_error_json(400, str(exc))
                 except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
                     self.send_error_json(500, f"{type(exc).__name__}: {exc}")
                 return
@@ -113,13 +206,32 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch(GET_ROUTES)
 
     def do_HEAD(self) -> None:  # noqa: N802
+        # The GET routes, answered without a body; none of them changes state on HEAD.
         self._dispatch(GET_ROUTES)
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch(PUT_ROUTES)
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch(DELETE_ROUTES)
 
+    def _json_body(self) -> Any:
+        """The request's JSON body (None when there is none); _BadRequest if unreadable."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise _BadRequest("the body is not valid JSON") from None
+
     # -- activation ---------------------------------------------------------------------
     def activate(self, match: re.Match[str]) -> None:
+        if self.command == "HEAD":
+            # Link scanners and mail clients' previews send HEAD: they must not activate.
+            self.send_page(200, "Activate your account", "Open this link to activate.", True)
+            return
         token = unquote(match["token"])
         result = self.server.engine.activate(token)
         who = html.escape(result.email or "")
@@ -155,33 +267,37 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest("start must be >= 0 and limit between 1 and 1000")
         return start, limit
 
-    def list_messages(self, match: re.Match[str], search: str | None = None) -> None:
-        try:
-            start, limit = self._paging()
-        except _BadRequest as exc:
-            self.send_error_json(400, str(exc))
-            return
+    def list_messages(self, match: re.Match[str], query: SearchQuery | None = None) -> None:
+        start, limit = self._paging()
         store = self._store()
-        messages = store.list_messages(limit=limit, offset=start, search=search)
+        messages = store.list_messages(limit=limit, offset=start, query=query)
         total = store.count_messages()
-        found = store.count_messages(search) if search else total
+        unread = store.count_messages(query=SearchQuery(filters=(UNREAD,)))
+        if query:
+            found = store.count_messages(query=query)
+            found_unread = store.count_messages(
+                query=SearchQuery(query.terms, (*query.filters, UNREAD))
+            )
+        else:
+            found, found_unread = total, unread
         self.send_json(
             {
                 "total": total,
-                "unread": None,
+                "unread": unread,
                 "count": len(messages),
                 "messages_count": found,
+                "messages_unread": found_unread,
                 "start": start,
+                "tags": [],
                 "messages": [message_summary_json(m) for m in messages],
             }
         )
 
     def search(self, match: re.Match[str]) -> None:
-        query = self.query.get("query", [""])[0].strip()
-        if not query:
-            self.send_error_json(400, "missing query parameter: query")
-            return
-        self.list_messages(match, search=query)
+        text = self.query.get("query", [""])[0].strip()
+        if not text:
+            raise _BadRequest("missing query parameter: query")
+        self.list_messages(match, query=parse_search(text))
 
     def _message_id(self, match: re.Match[str]) -> int | None:
         raw_id = match["id"]
@@ -191,27 +307,32 @@ class _Handler(BaseHTTPRequestHandler):
             return latest[0].id if latest else None
         return int(raw_id) if raw_id.isdigit() else None
 
-    def message(self, match: re.Match[str]) -> None:
+    def _parsed(self, match: re.Match[str]) -> tuple[MessageSummary, ParsedMessage] | None:
         message_id = self._message_id(match)
         summary = self._store().get_message(message_id) if message_id else None
         raw = self._store().get_raw(message_id) if message_id else None
         if summary is None or raw is None:
             self.send_error_json(404, f"no message {match['id']}")
+            return None
+        return summary, parse_message(raw)
+
+    def message(self, match: re.Match[str]) -> None:
+        found = self._parsed(match)
+        if found is None:
             return
-        parsed = parse_message(raw).to_json()
-        data = message_summary_json(summary)
-        data.update(
-            {
-                "Text": parsed.get("text") or "",
-                "HTML": parsed.get("html") or "",
-                "Cc": parsed.get("cc", []),
-                "Date": parsed.get("date"),
-                "Headers": parsed.get("headers", []),
-                "Attachments": parsed.get("attachments", []),
-                "Notes": parsed.get("notes", []),
-            }
-        )
-        self.send_json(data)
+        summary, parsed = found
+        if self.command == "GET" and not summary.read:
+            self._store().mark_read([summary.id])  # as Mailpit: opening a message reads it
+        self.send_json(message_json(summary, parsed))
+
+    def headers_of(self, match: re.Match[str]) -> None:
+        found = self._parsed(match)
+        if found is None:
+            return
+        headers: dict[str, list[str]] = {}
+        for header in found[1].headers:
+            headers.setdefault(header.name, []).append(header.value)
+        self.send_json(headers)
 
     def raw(self, match: re.Match[str]) -> None:
         message_id = self._message_id(match)
@@ -222,24 +343,56 @@ class _Handler(BaseHTTPRequestHandler):
         # Always the stored bytes, as an opaque download: never rendered by a browser.
         self._send(200, raw, "text/plain; charset=utf-8")
 
-    def delete_messages(self, match: re.Match[str]) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        ids: list[int] = []
-        if body.strip():
-            try:
-                payload = json.loads(body)
-                ids = [int(i) for i in payload.get("IDs", [])]
-            except (ValueError, AttributeError, TypeError):
-                self.send_error_json(400, 'body must be JSON like {"IDs": ["1", "2"]}')
-                return
+    def info(self, match: re.Match[str]) -> None:
         store = self._store()
+        path = getattr(store, "path", None)
+        size = path.stat().st_size if path is not None and path.exists() else 0
+        self.send_json(
+            {
+                "Version": _version(),
+                "LatestVersion": "",
+                "Database": str(path) if path is not None else "",
+                "DatabaseSize": size,
+                "Messages": store.count_messages(),
+                "Unread": store.count_messages(query=SearchQuery(filters=(UNREAD,))),
+                "Tags": {},
+            }
+        )
+
+    def set_read(self, match: re.Match[str]) -> None:
+        payload = self._json_body()
+        ids = _ids(payload if payload is not None else {})
+        read = True
+        if isinstance(payload, dict) and "Read" in payload:
+            if not isinstance(payload["Read"], bool):
+                raise _BadRequest('"Read" must be true or false')
+            read = payload["Read"]
+        store = self._store()
+        if not ids:  # as Mailpit: no IDs means every message
+            ids = [m.id for m in store.list_messages(limit=store.count_messages())]
+        store.mark_read(ids, read)
+        self._send(200, b"ok", "text/plain; charset=utf-8")
+
+    def delete_messages(self, match: re.Match[str]) -> None:
+        payload = self._json_body()
+        ids = _ids(payload) if payload is not None else []
+        store = self._store()
+        # As Mailpit: no IDs (no body, or an empty list) deletes every message.
         deleted = store.delete_messages(ids) if ids else store.clear_messages()
         self.send_json({"deleted": deleted})
 
 
 class _BadRequest(Exception):
-    pass
+    """A request the API refuses with 400 and this message."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailroom")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 GET_ROUTES: list[tuple[re.Pattern[str], Route]] = [
@@ -249,7 +402,12 @@ GET_ROUTES: list[tuple[re.Pattern[str], Route]] = [
     (re.compile(r"/api/v1/search"), _Handler.search),
     (re.compile(r"/api/v1/message/(?P<id>\w+)"), _Handler.message),
     (re.compile(r"/api/v1/message/(?P<id>\w+)/raw"), _Handler.raw),
+    (re.compile(r"/api/v1/message/(?P<id>\w+)/headers"), _Handler.headers_of),
+    (re.compile(r"/api/v1/info"), _Handler.info),
     (re.compile(r"/view/(?P<id>\w+)\.eml"), _Handler.raw),
+]
+PUT_ROUTES: list[tuple[re.Pattern[str], Route]] = [
+    (re.compile(r"/api/v1/messages"), _Handler.set_read),
 ]
 DELETE_ROUTES: list[tuple[re.Pattern[str], Route]] = [
     (re.compile(r"/api/v1/messages"), _Handler.delete_messages),

@@ -30,11 +30,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, Literal, Protocol, Self
 
 from mailcatcher.chaos import ChaosRule, FaultKind, FaultRecord
 from mailcatcher.parsing import ParsedMessage, parse_message
+from mailcatcher.search import Filter, SearchQuery
 
 __all__ = [
     "BaseMessageStore",
@@ -48,9 +50,10 @@ __all__ = [
     "Watcher",
     "make_fault_row",
     "prepare_message",
+    "split_address",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 # Body text indexed for search is cut here: search covers the first MiB of a body.
 MAX_INDEXED_BODY = 1 << 20
@@ -77,7 +80,12 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id_key TEXT,
     duplicate_of INTEGER,
     read INTEGER NOT NULL DEFAULT 0,
-    notes TEXT NOT NULL DEFAULT '[]'
+    notes TEXT NOT NULL DEFAULT '[]',
+    to_list TEXT NOT NULL DEFAULT '[]',
+    cc TEXT NOT NULL DEFAULT '[]',
+    bcc TEXT NOT NULL DEFAULT '[]',
+    reply_to TEXT NOT NULL DEFAULT '[]',
+    snippet TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS messages_message_id_key
     ON messages (message_id_key) WHERE message_id_key IS NOT NULL;
@@ -118,10 +126,25 @@ CREATE TABLE IF NOT EXISTS store_settings (
 );
 """
 
+# Version 1 files get the columns added in version 2 (older rows keep the defaults).
+MIGRATE_1_TO_2 = [
+    f"ALTER TABLE messages ADD COLUMN {column} TEXT NOT NULL DEFAULT '{default}'"
+    for column, default in (
+        ("to_list", "[]"), ("cc", "[]"), ("bcc", "[]"), ("reply_to", "[]"), ("snippet", ""),
+    )
+]
+# The unread count of every API listing reads this small index, not the table.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_unread ON messages (id) WHERE read = 0
+"""
+
 SUMMARY_COLUMNS = (
     "id, received_at, mail_from, rcpt_to, peer, subject, from_, to_, date, size, "
-    "attachment_count, message_id, duplicate_of, read, notes"
+    "attachment_count, message_id, duplicate_of, read, notes, to_list, cc, bcc, reply_to, "
+    "snippet"
 )
+# Characters of body text kept as a message's snippet (as Mailpit).
+SNIPPET_CHARS = 250
 
 
 @dataclass(frozen=True)
@@ -143,6 +166,11 @@ class MessageSummary:
     duplicate_of: int | None  # id of the first message with the same Message-ID
     read: bool
     notes: tuple[str, ...]  # e.g. "bare LF line endings", parse notes
+    to_addresses: tuple[str, ...] = ()  # header To, one "Name <addr>" or "addr" each
+    cc: tuple[str, ...] = ()  # header Cc, likewise
+    bcc: tuple[str, ...] = ()  # envelope recipients in neither To nor Cc
+    reply_to: tuple[str, ...] = ()  # header Reply-To
+    snippet: str = ""  # the first SNIPPET_CHARS characters of the body text, blanks collapsed
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,11 @@ class PreparedMessage:
     notes: tuple[str, ...]
     search_addresses: str
     search_body: str
+    to_addresses: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    snippet: str = ""
 
 
 @dataclass(frozen=True)
@@ -217,6 +250,34 @@ def line_ending_notes(raw: bytes) -> tuple[str, ...]:
     return (NOTE_BARE_LF,)
 
 
+def split_address(entry: str) -> tuple[str, str]:
+    """An address as the parser writes it ("Name <addr>" or "addr") as (name, addr)."""
+    entry = entry.strip()
+    if entry.endswith(">") and "<" in entry:
+        name, _, address = entry[:-1].rpartition("<")
+        return name.strip().strip('"').strip(), address.strip()
+    return ("", entry) if "@" in entry or not entry else (entry, "")
+
+
+def _reply_to(parsed: ParsedMessage) -> tuple[str, ...]:
+    values = [h.value for h in parsed.headers if h.name.lower() == "reply-to"]
+    found = []
+    for name, address in getaddresses(values):
+        if address or name:
+            found.append(f"{name} <{address}>" if name and address else address or name)
+    return tuple(found)
+
+
+def _blind_copies(rcpt_tos: Sequence[str], *headers: tuple[str, ...]) -> tuple[str, ...]:
+    """Envelope recipients named in no header: the Bcc of the message, as Mailpit shows it."""
+    named = {split_address(a)[1].casefold() for h in headers for a in h}
+    return tuple(r for r in rcpt_tos if r.casefold() not in named)
+
+
+def _snippet(body: str) -> str:
+    return " ".join(body[: SNIPPET_CHARS * 8].split())[:SNIPPET_CHARS]
+
+
 def _summarize(raw: bytes) -> ParsedMessage | None:
     """Parse for the summary; the parser promises never to raise, this guards anyway."""
     try:
@@ -247,6 +308,7 @@ def prepare_message(
         body = ""
         cc: tuple[str, ...] = ()
         to_list: tuple[str, ...] = ()
+        reply_to: tuple[str, ...] = ()
     else:
         all_notes.extend(n for n in parsed.notes if n not in all_notes)
         subject, from_ = parsed.subject, parsed.from_
@@ -255,6 +317,7 @@ def prepare_message(
         date, message_id = parsed.date, parsed.message_id
         attachments = sum(1 for a in parsed.attachments if a.disposition == "attachment")
         body = parsed.text if parsed.text is not None else _html_to_text(parsed.html or "")
+        reply_to = _reply_to(parsed)
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
     addresses = " ".join([mail_from, *rcpt_tos, from_, *to_list, *cc])
@@ -273,6 +336,11 @@ def prepare_message(
         notes=tuple(all_notes),
         search_addresses=addresses,
         search_body=body[:MAX_INDEXED_BODY],
+        to_addresses=tuple(to_list),
+        cc=tuple(cc),
+        bcc=_blind_copies(rcpt_tos, to_list, cc),
+        reply_to=reply_to,
+        snippet=_snippet(body),
     )
 
 
@@ -282,6 +350,11 @@ def fts_query(search: str) -> str | None:
     if not terms:
         return None
     return " ".join('"' + t.replace('"', '""') + '"*' for t in terms)
+
+
+def _fts_term(text: str) -> str:
+    """One word or phrase as an FTS5 phrase whose last word may be a prefix."""
+    return '"' + text.replace('"', '""') + '"*'
 
 
 class Watcher(Protocol):
@@ -301,6 +374,14 @@ class BaseMessageStore(ABC):
     """
 
     # -- messages --------------------------------------------------------------------
+
+    @staticmethod
+    def _query(search: str | None, query: SearchQuery | None) -> SearchQuery | None:
+        """search and query as one query; None when nothing is asked."""
+        words = SearchQuery.words(search) if search else SearchQuery()
+        if query is not None:
+            words = SearchQuery(words.terms + query.terms, words.filters + query.filters)
+        return words or None
 
     def add_message(
         self,
@@ -341,12 +422,20 @@ class BaseMessageStore(ABC):
         offset: int = 0,
         search: str | None = None,
         before_id: int | None = None,
+        query: SearchQuery | None = None,
     ) -> list[MessageSummary]:
-        """Messages newest first, paged by offset (or by keyset: ids below before_id)."""
+        """Messages newest first, paged by offset (or by keyset: ids below before_id).
+
+        search: plain words (see the class docstring); query: a structured query
+        (mailcatcher.search.parse_search reads Mailpit's syntax into one). Given
+        both, a message must match both.
+        """
 
     @abstractmethod
-    def count_messages(self, search: str | None = None) -> int:
-        """How many messages there are (matching search, if given)."""
+    def count_messages(
+        self, search: str | None = None, *, query: SearchQuery | None = None
+    ) -> int:
+        """How many messages there are (matching search and query, if given)."""
 
     @abstractmethod
     def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
@@ -540,7 +629,11 @@ class MessageStore(BaseMessageStore):
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in SCHEMA.split(";"):
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # under the lock
+            if version == 1:
+                for statement in MIGRATE_1_TO_2:
+                    conn.execute(statement)
+            for statement in (SCHEMA + ";" + INDEXES).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -599,12 +692,15 @@ class MessageStore(BaseMessageStore):
             duplicate_of = row[0]
         cur = conn.execute(
             "INSERT INTO messages (received_at, mail_from, rcpt_to, peer, subject, from_, to_,"
-            " date, size, attachment_count, message_id, message_id_key, duplicate_of, notes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " date, size, attachment_count, message_id, message_id_key, duplicate_of, notes,"
+            " to_list, cc, bcc, reply_to, snippet)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _iso(m.received_at), m.mail_from, json.dumps(list(m.rcpt_to)), m.peer,
                 m.subject, m.from_, m.to, _iso(m.date) if m.date else None, len(m.raw),
                 m.attachment_count, m.message_id, key, duplicate_of, json.dumps(list(m.notes)),
+                _json_list(m.to_addresses), _json_list(m.cc), _json_list(m.bcc),
+                _json_list(m.reply_to), m.snippet,
             ),
         )
         message_id = cur.lastrowid
@@ -669,7 +765,9 @@ class MessageStore(BaseMessageStore):
             rcpt_to=tuple(json.loads(row[3])), peer=row[4], subject=row[5], from_=row[6],
             to=row[7], date=_from_iso(row[8]), size=row[9], attachment_count=row[10],
             message_id=row[11], duplicate_of=row[12], read=bool(row[13]),
-            notes=tuple(json.loads(row[14])),
+            notes=tuple(json.loads(row[14])), to_addresses=tuple(json.loads(row[15])),
+            cc=tuple(json.loads(row[16])), bcc=tuple(json.loads(row[17])),
+            reply_to=tuple(json.loads(row[18])), snippet=row[19],
         )
 
     def list_messages(
@@ -679,50 +777,37 @@ class MessageStore(BaseMessageStore):
         offset: int = 0,
         search: str | None = None,
         before_id: int | None = None,
+        query: SearchQuery | None = None,
     ) -> list[MessageSummary]:
         """Messages newest first, paged by offset (or by keyset: ids below before_id).
 
         search: words that must all occur (as word prefixes) in the subject, the
-        addresses (envelope and headers) or the body text.
+        addresses (envelope and headers) or the body text. query: a structured query
+        (words through the FTS index, fields through the summary columns).
         """
         limit, offset = max(0, int(limit)), max(0, int(offset))
-        conn = self._conn()
-        where, params = [], []
+        source, where, params = _sql_query(self._query(search, query))
         if before_id is not None:
             where.append("m.id < ?")
             params.append(int(before_id))
-        query = fts_query(search) if search else None
-        if search and query is None:
-            search = None
-        if query is not None:
-            sql = (
-                f"SELECT {', '.join('m.' + c.strip() for c in SUMMARY_COLUMNS.split(','))}"
-                " FROM message_fts f JOIN messages m ON m.id = f.rowid"
-                " WHERE message_fts MATCH ?"
-                + "".join(f" AND {w}" for w in where)
-                + " ORDER BY f.rowid DESC LIMIT ? OFFSET ?"
-            )
-            rows = conn.execute(sql, (query, *params, limit, offset)).fetchall()
-        else:
-            sql = (
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m"
-                + (" WHERE " + " AND ".join(where) if where else "")
-                + " ORDER BY m.id DESC LIMIT ? OFFSET ?"
-            )
-            rows = conn.execute(sql, (*params, limit, offset)).fetchall()
+        columns = ", ".join("m." + c.strip() for c in SUMMARY_COLUMNS.split(","))
+        sql = (
+            f"SELECT {columns} FROM {source}"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY m.id DESC LIMIT ? OFFSET ?"
+        )
+        rows = self._conn().execute(sql, (*params, limit, offset)).fetchall()
         return [self._summary(r) for r in rows]
 
-    def count_messages(self, search: str | None = None) -> int:
-        """How many messages there are (matching search, if given)."""
-        conn = self._conn()
-        query = fts_query(search) if search else None
-        if query is not None:
-            row = conn.execute(
-                "SELECT count(*) FROM message_fts WHERE message_fts MATCH ?", (query,)
-            ).fetchone()
-        else:
-            row = conn.execute("SELECT count(*) FROM messages").fetchone()
-        return int(row[0])
+    def count_messages(
+        self, search: str | None = None, *, query: SearchQuery | None = None
+    ) -> int:
+        """How many messages there are (matching search and query, if given)."""
+        source, where, params = _sql_query(self._query(search, query))
+        sql = f"SELECT count(*) FROM {source}" + (
+            " WHERE " + " AND ".join(where) if where else ""
+        )
+        return int(self._conn().execute(sql, params).fetchone()[0])
 
     def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
         """Messages with an id above after_id, oldest first (for following new arrivals)."""
@@ -875,6 +960,70 @@ class MessageStore(BaseMessageStore):
     def change_watcher(self) -> ChangeWatcher:
         """A watcher whose changed() says whether anything was committed since last asked."""
         return ChangeWatcher(self.path)
+
+
+def _json_list(values: Sequence[str]) -> str:
+    # Not ASCII-escaped, so that LIKE on the column sees the text as written.
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# The column each text filter reads (`to_` holds the decoded To header as text, in
+# files written before version 2 too).
+_FILTER_COLUMNS = {
+    "to": "m.to_", "from": "m.from_", "cc": "m.cc", "bcc": "m.bcc", "reply-to": "m.reply_to",
+    "subject": "m.subject", "message-id": "coalesce(m.message_id, '')",
+}
+
+
+def _filter_sql(f: Filter) -> tuple[str, list[Any]]:
+    """One filter as an SQL condition on the `messages m` row (negation applied)."""
+    value = f.value
+    params: list[Any] = []
+    if f.field in _FILTER_COLUMNS:
+        sql = f"{_FILTER_COLUMNS[f.field]} LIKE ? ESCAPE '\\'"
+        params.append(_like(str(value)))
+    elif f.field == "read":
+        sql = "m.read = 1" if value else "m.read = 0"
+    elif f.field == "attachment":
+        sql = "m.attachment_count > 0"
+    elif f.field in ("before", "after"):
+        assert isinstance(value, datetime)
+        sql = "m.received_at < ?" if f.field == "before" else "m.received_at >= ?"
+        params.append(_iso(value))
+    elif f.field in ("larger", "smaller"):
+        sql = "m.size > ?" if f.field == "larger" else "m.size < ?"
+        params.append(int(value))  # type: ignore[arg-type]
+    else:  # tag: Mailroom keeps no tags, so no message has one
+        sql = "0"
+    return (f"NOT ({sql})" if f.negate else sql), params
+
+
+def _sql_query(query: SearchQuery | None) -> tuple[str, list[str], list[Any]]:
+    """The FROM source, WHERE conditions and parameters that select query's messages."""
+    if query is None:
+        return "messages m", [], []
+    where: list[str] = []
+    params: list[Any] = []
+    source = "messages m"
+    wanted = [_fts_term(t.text) for t in query.terms if not t.negate]
+    if wanted:
+        source = "message_fts f JOIN messages m ON m.id = f.rowid"
+        where.append("message_fts MATCH ?")
+        params.append(" ".join(wanted))
+    unwanted = [_fts_term(t.text) for t in query.terms if t.negate]
+    if unwanted:
+        where.append("m.id NOT IN (SELECT rowid FROM message_fts WHERE message_fts MATCH ?)")
+        params.append(" OR ".join(unwanted))
+    for f in query.filters:
+        sql, extra = _filter_sql(f)
+        where.append(sql)
+        params.extend(extra)
+    return source, where, params
 
 
 def make_fault_row(
@@ -1043,6 +1192,29 @@ def _has_phrase(columns: Sequence[list[str]], phrase: list[str]) -> bool:
     return False
 
 
+def _filter_holds(f: Filter, m: MessageSummary) -> bool:
+    """Whether the un-negated filter holds for m (the twin of _filter_sql)."""
+    value = f.value
+    texts = {
+        "to": m.to, "from": m.from_, "cc": _json_list(m.cc), "bcc": _json_list(m.bcc),
+        "reply-to": _json_list(m.reply_to), "subject": m.subject,
+        "message-id": m.message_id or "",
+    }
+    if f.field in texts:
+        return str(value).casefold() in texts[f.field].casefold()
+    if f.field == "read":
+        return m.read == value
+    if f.field == "attachment":
+        return m.attachment_count > 0
+    if f.field in ("before", "after"):
+        assert isinstance(value, datetime)
+        return (m.received_at < value) if f.field == "before" else (m.received_at >= value)
+    if f.field in ("larger", "smaller"):
+        assert isinstance(value, int)
+        return (m.size > value) if f.field == "larger" else (m.size < value)
+    return False  # tag: no message has one
+
+
 @dataclass
 class _MemoryRow:
     summary: MessageSummary
@@ -1118,6 +1290,8 @@ class MemoryMessageStore(BaseMessageStore):
                     from_=m.from_, to=m.to, date=m.date, size=len(m.raw),
                     attachment_count=m.attachment_count, message_id=m.message_id,
                     duplicate_of=duplicate_of, read=False, notes=m.notes,
+                    to_addresses=m.to_addresses, cc=m.cc, bcc=m.bcc, reply_to=m.reply_to,
+                    snippet=m.snippet,
                 )
                 words = (_words(m.subject), _words(m.search_addresses), _words(m.search_body))
                 self._rows[self._last_id] = _MemoryRow(summary, bytes(m.raw), words)
@@ -1135,14 +1309,21 @@ class MemoryMessageStore(BaseMessageStore):
                 self._changed()
             return ids, fault_ids
 
-    def _matching(self, search: str | None) -> list[_MemoryRow]:
+    def _matching(self, query: SearchQuery | None) -> list[_MemoryRow]:
         rows = list(self._rows.values())
-        if not search or not search.strip():
+        if query is None:
             return rows
-        phrases = [p for p in (_words(term) for term in search.split()) if p]
-        if not phrases:
+        wanted = [_words(t.text) for t in query.terms if not t.negate]
+        phrases = [p for p in wanted if p]
+        if wanted and not phrases:
             return []
-        return [r for r in rows if all(_has_phrase(r.words, p) for p in phrases)]
+        unwanted = [p for p in (_words(t.text) for t in query.terms if t.negate) if p]
+        return [
+            r for r in rows
+            if all(_has_phrase(r.words, p) for p in phrases)
+            and not any(_has_phrase(r.words, p) for p in unwanted)
+            and all(f.holds(_filter_holds(f, r.summary)) for f in query.filters)
+        ]
 
     def list_messages(
         self,
@@ -1151,20 +1332,23 @@ class MemoryMessageStore(BaseMessageStore):
         offset: int = 0,
         search: str | None = None,
         before_id: int | None = None,
+        query: SearchQuery | None = None,
     ) -> list[MessageSummary]:
         with self._lock:
             self._check()
-            rows = self._matching(search)
+            rows = self._matching(self._query(search, query))
         if before_id is not None:
             rows = [r for r in rows if r.summary.id < before_id]
         rows.sort(key=lambda r: r.summary.id, reverse=True)
         start = max(0, int(offset))
         return [r.summary for r in rows[start : start + max(0, int(limit))]]
 
-    def count_messages(self, search: str | None = None) -> int:
+    def count_messages(
+        self, search: str | None = None, *, query: SearchQuery | None = None
+    ) -> int:
         with self._lock:
             self._check()
-            return len(self._matching(search))
+            return len(self._matching(self._query(search, query)))
 
     def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
         with self._lock:

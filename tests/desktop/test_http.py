@@ -14,7 +14,7 @@ import pytest
 
 from core.settings import Settings
 from desktop.runtime import Runtime
-from tests.desktop.cli_helpers import wait_for
+from tests.waiting import wait_until as wait_for
 
 
 @pytest.fixture
@@ -139,3 +139,184 @@ def test_api_rejects_bad_paging_with_a_clear_message(runtime: Runtime) -> None:
     """Non-numeric paging gets 400 and a message naming the parameters."""
     status, _, body = _get(runtime, "/api/v1/messages?limit=lots")
     assert status == 400 and b"limit" in body
+
+
+# -- Mailpit compatibility: search syntax, JSON shape, bodies, HEAD ----------------------
+
+
+def _send_raw(rt: Runtime, headers: str, body: str = "hello", *,
+              rcpts: tuple[str, ...] = ("b@example.com",)) -> None:
+    host, port = rt.smtp_address
+    with smtplib.SMTP(host, port, timeout=10) as client:
+        client.sendmail("bounce@example.com", list(rcpts), f"{headers}\r\n\r\n{body}\r\n".encode())
+
+
+def _request(rt: Runtime, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(_url(rt, path), method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        content = err.read()
+        err.close()
+        return err.code, content
+
+
+def _subjects(rt: Runtime, query: str) -> list[str]:
+    from urllib.parse import quote
+
+    found = _get_json(rt, f"/api/v1/search?query={quote(query)}")
+    assert found["messages_count"] == len(found["messages"])
+    return sorted(m["Subject"] for m in found["messages"])
+
+
+@pytest.fixture
+def mailbox(runtime: Runtime) -> Runtime:
+    """Four messages that differ in To, From, Cc, subject, body and attachments."""
+    _send_raw(runtime, "From: Alice <alice@example.com>\r\nTo: W5 <w5@example.com>\r\n"
+              "Subject: cc test\r\nMessage-ID: <m1@example.com>", "the zebra crossing",
+              rcpts=("w5@example.com",))
+    _send_raw(runtime, "From: bob@example.com\r\nTo: w6@example.com\r\n"
+              "Cc: Carol <carol@example.com>\r\nSubject: test cc\r\n"
+              "Message-ID: <m2@example.com>", "no stripes here",
+              rcpts=("w6@example.com", "carol@example.com"))
+    _send_raw(runtime, "From: bob@example.com\r\nTo: w7@example.com\r\nSubject: report\r\n"
+              "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n"
+              "Message-ID: <m3@example.com>",
+              "--XX\r\nContent-Type: text/plain\r\n\r\nsee the zebra file\r\n"
+              "--XX\r\nContent-Type: application/pdf\r\n"
+              "Content-Disposition: attachment; filename=r.pdf\r\n\r\nPDF\r\n--XX--",
+              rcpts=("w7@example.com",))
+    _send_raw(runtime, "From: dave@example.com\r\nTo: w8@example.com\r\nSubject: plain\r\n"
+              "Message-ID: <m4@example.com>", "nothing", rcpts=("w8@example.com",))
+    wait_for(lambda: runtime.store.count_messages() == 4, what="four messages")
+    return runtime
+
+
+def test_search_understands_mailpit_field_terms(mailbox: Runtime) -> None:
+    """to:, from:, cc:, subject:, message-id: and has:attachment select by their field only."""
+    assert _subjects(mailbox, "to:w5@example.com") == ["cc test"]
+    assert _subjects(mailbox, "from:bob@example.com") == ["report", "test cc"]
+    assert _subjects(mailbox, "from:Alice") == ["cc test"]
+    assert _subjects(mailbox, "cc:carol@example.com") == ["test cc"]
+    assert _subjects(mailbox, 'subject:"cc test"') == ["cc test"]
+    assert _subjects(mailbox, "message-id:m4@example.com") == ["plain"]
+    assert _subjects(mailbox, "has:attachment") == ["report"]
+    assert _subjects(mailbox, "from:bob@example.com -has:attachment") == ["test cc"]
+
+
+def test_search_phrases_exclusions_and_words(mailbox: Runtime) -> None:
+    """A quoted phrase needs its words in order; -term excludes; plain words still match."""
+    assert _subjects(mailbox, '"cc test"') == ["cc test"]
+    assert _subjects(mailbox, "zebra") == ["cc test", "report"]
+    assert _subjects(mailbox, "zebra -crossing") == ["report"]
+    assert _subjects(mailbox, "-zebra") == ["plain", "test cc"]
+    assert _subjects(mailbox, "!from:bob@example.com -to:w8") == ["cc test"]
+
+
+def test_search_read_state_follows_opening_and_put(mailbox: Runtime) -> None:
+    """is:unread/is:read follow GET of a message (marks it read) and PUT /api/v1/messages."""
+    assert len(_subjects(mailbox, "is:unread")) == 4
+    first = _get_json(mailbox, "/api/v1/search?query=subject:plain")["messages"][0]
+    _get_json(mailbox, f"/api/v1/message/{first['ID']}")
+    assert _subjects(mailbox, "is:read") == ["plain"]
+    listing = _get_json(mailbox, "/api/v1/messages")
+    assert listing["unread"] == 3 and listing["messages_unread"] == 3
+    status, _ = _request(mailbox, "PUT", "/api/v1/messages", {"IDs": [first["ID"]], "Read": False})
+    assert status == 200 and _subjects(mailbox, "is:read") == []
+    status, _ = _request(mailbox, "PUT", "/api/v1/messages", {"Read": True})
+    assert status == 200 and _subjects(mailbox, "is:unread") == []
+    status, body = _request(mailbox, "PUT", "/api/v1/messages", {"IDs": [1], "Read": "yes"})
+    assert status == 400 and b"Read" in body
+
+
+def test_head_of_a_message_does_not_mark_it_read(mailbox: Runtime) -> None:
+    """A HEAD request for a message leaves it unread."""
+    newest = mailbox.store.list_messages(limit=1)[0]
+    status, _ = _request(mailbox, "HEAD", f"/api/v1/message/{newest.id}")
+    assert status == 200
+    summary = mailbox.store.get_message(newest.id)
+    assert summary is not None and not summary.read
+
+
+def test_message_json_has_mailpit_shape(runtime: Runtime) -> None:
+    """To/Cc from the headers as {Name, Address}; Bcc = envelope only; Mailpit's other fields."""
+    _send_raw(runtime, "From: Ann <ann@example.com>\r\nTo: Bea <bea@example.com>\r\n"
+              "Cc: cid@example.com\r\nReply-To: Help <help@example.com>\r\n"
+              "Return-Path: <bounce@example.com>\r\nSubject: shape\r\n"
+              "Message-ID: <shape@example.com>",
+              "first line\r\n\r\n  second   line " + "x" * 400,
+              rcpts=("bea@example.com", "cid@example.com", "hidden@example.com"))
+    wait_for(lambda: runtime.store.count_messages() == 1, what="one message")
+    listing = _get_json(runtime, "/api/v1/messages")
+    assert {"total", "unread", "count", "messages_count", "messages_unread", "start", "tags",
+            "messages"} <= set(listing)
+    item = listing["messages"][0]
+    assert item["To"] == [{"Name": "Bea", "Address": "bea@example.com"}]
+    assert item["Cc"] == [{"Name": "", "Address": "cid@example.com"}]
+    assert item["Bcc"] == [{"Name": "", "Address": "hidden@example.com"}]
+    assert item["ReplyTo"] == [{"Name": "Help", "Address": "help@example.com"}]
+    assert item["From"] == {"Name": "Ann", "Address": "ann@example.com"}
+    assert item["Tags"] == [] and item["Read"] is False and item["Attachments"] == 0
+    assert item["Snippet"].startswith("first line second line xxx")
+    assert len(item["Snippet"]) == 250
+    msg = _get_json(runtime, f"/api/v1/message/{item['ID']}")
+    assert msg["To"] == item["To"] and msg["Bcc"] == item["Bcc"] and msg["Cc"] == item["Cc"]
+    assert msg["ReturnPath"] == "bounce@example.com"
+    assert msg["Tags"] == [] and msg["Inline"] == [] and msg["Attachments"] == []
+    assert msg["MessageID"] == "shape@example.com" and msg["Subject"] == "shape"
+    assert isinstance(msg["Size"], int) and msg["Date"]
+
+
+def test_headers_and_info_endpoints(runtime: Runtime) -> None:
+    """/message/{ID}/headers maps each header name to its values; /info counts messages."""
+    _send_raw(runtime, "From: a@example.com\r\nTo: b@example.com\r\nReceived: one\r\n"
+              "Received: two\r\nSubject: hdr")
+    wait_for(lambda: runtime.store.count_messages() == 1, what="one message")
+    headers = _get_json(runtime, "/api/v1/message/latest/headers")
+    assert headers["Received"] == ["one", "two"] and headers["Subject"] == ["hdr"]
+    info = _get_json(runtime, "/api/v1/info")
+    assert info["Messages"] == 1 and info["Unread"] == 1 and info["DatabaseSize"] > 0
+    status, _, _ = _get(runtime, "/api/v1/message/999/headers")
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"IDs": "12"}, {"IDs": 12}, {"IDs": ["1", "x"]}, {"IDs": [True]}, ["1"], b"not json"],
+)
+def test_delete_refuses_a_body_that_is_not_a_list_of_ids(runtime: Runtime, body: Any) -> None:
+    """A DELETE whose IDs are not a list of ids gets 400 naming the field and deletes nothing."""
+    for s in ("one", "two", "three"):
+        _send(runtime, s)
+    wait_for(lambda: runtime.store.count_messages() == 3, what="three messages")
+    status, content = _request(runtime, "DELETE", "/api/v1/messages", body)
+    assert status == 400, content
+    assert b"IDs" in content or b"JSON" in content
+    assert runtime.store.count_messages() == 3
+
+
+def test_delete_takes_ids_as_numbers_or_strings(runtime: Runtime) -> None:
+    """DELETE with {"IDs": [n, "m"]} removes exactly those messages."""
+    for s in ("one", "two", "three"):
+        _send(runtime, s)
+    wait_for(lambda: runtime.store.count_messages() == 3, what="three messages")
+    one, two, three = sorted(m.id for m in runtime.store.list_messages())
+    status, content = _request(runtime, "DELETE", "/api/v1/messages", {"IDs": [one, str(three)]})
+    assert status == 200 and json.loads(content)["deleted"] == 2
+    assert [m.id for m in runtime.store.list_messages()] == [two]
+
+
+def test_head_on_an_activation_link_does_not_activate(runtime: Runtime) -> None:
+    """A HEAD of the activation link (a link scanner) leaves the user pending; GET activates."""
+    runtime.engine.register("dora@example.com", "correct horse battery", "Dora")
+    link = _link_for(runtime, "dora@example.com")
+    path = link.split(str(runtime.http_address[1]), 1)[1]  # type: ignore[index]
+    status, body = _request(runtime, "HEAD", path)
+    assert status == 200 and body == b""
+    user = runtime.engine.find_user("dora@example.com")
+    assert user is not None and user.status == "pending"
+    status, _, _ = _get(runtime, path)
+    user = runtime.engine.find_user("dora@example.com")
+    assert status == 200 and user is not None and user.status == "active"

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from mailcatcher.chaos import ChaosRule
-from mailcatcher.store import BaseMessageStore, MemoryMessageStore, MessageStore, fts_query
+from mailcatcher.search import parse_search
+from mailcatcher.store import (
+    BaseMessageStore,
+    MemoryMessageStore,
+    MessageStore,
+    fts_query,
+    split_address,
+)
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -169,6 +176,120 @@ def test_blank_search_lists_everything(store: BaseMessageStore) -> None:
     _add(store, _mail())
     assert fts_query("   ") is None
     assert len(store.list_messages(search="  ")) == 1
+
+
+def _structured_mailbox(store: BaseMessageStore) -> dict[int, str]:
+    """Five messages that differ in one field each; id -> name."""
+    pdf = (
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="B"\r\n'
+    )
+    attached = (
+        "--B\r\nContent-Type: text/plain\r\n\r\nsee it\r\n--B\r\n"
+        "Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=a.pdf"
+        "\r\n\r\nPDF\r\n--B--"
+    )
+    names = {
+        _add(store, _mail("cc test", "a zebra crossing", to="W5 <w5@example.test>",
+                          message_id="<one@example.test>")): "to-w5",
+        _add(store, _mail("test cc", "stripes", extra="Cc: Carol <carol@example.test>\r\n"),
+             rcpt="hidden@example.test"): "cc-carol",
+        _add(store, _mail("files", attached, sender="bob@example.test", extra=pdf)): "attached",
+        _add(store, _mail("Über", "zebra again", sender="Zoë <zoe@example.test>")): "zoe",
+        _add(store, _mail("plain", "nothing")): "plain",
+    }
+    return names
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("to:w5@example.test", {"to-w5"}),
+        ("to:W5", {"to-w5"}),  # display name, any case
+        ("-to:w5@example.test", {"cc-carol", "attached", "zoe", "plain"}),
+        ("from:bob@example.test", {"attached"}),
+        ("cc:carol", {"cc-carol"}),
+        ("bcc:hidden", {"cc-carol"}),  # an envelope recipient in no header
+        ('subject:"cc test"', {"to-w5"}),
+        ("subject:cc", {"to-w5", "cc-carol"}),
+        ('"cc test"', {"to-w5"}),  # a phrase: words in this order
+        ("cc test", {"to-w5", "cc-carol"}),  # words: any order
+        ("zebra -crossing", {"zoe"}),
+        ("!zebra", {"cc-carol", "attached", "plain"}),
+        ("message-id:one@example", {"to-w5"}),
+        ("has:attachment", {"attached"}),
+        ("-has:attachments", {"to-w5", "cc-carol", "zoe", "plain"}),
+        ("is:unread subject:plain", {"plain"}),
+        ("is:read", set()),
+        ("tag:anything", set()),
+        ("after:2000-01-01 before:2999-01-01 subject:plain", {"plain"}),
+        ("before:2000-01-01", set()),
+        ("larger:1k", set()),  # all are small
+        ("smaller:10m subject:files", {"attached"}),
+        ("from:zoë zebra", {"zoe"}),
+        ("--- ???", {"to-w5", "cc-carol", "attached", "zoe", "plain"}),  # nothing to search
+    ],
+)
+def test_structured_search_follows_mailpit_syntax(
+    store: BaseMessageStore, text: str, expected: set[str]
+) -> None:
+    """parse_search reads Mailpit's syntax; list and count select exactly the matching messages."""
+    names = _structured_mailbox(store)
+    query = parse_search(text)
+    assert {names[m.id] for m in store.list_messages(query=query)} == expected
+    assert store.count_messages(query=query) == len(expected)
+
+
+def test_read_filter_and_search_words_combine(store: BaseMessageStore) -> None:
+    """is:read follows mark_read, and search= words and query= filters must both hold."""
+    names = _structured_mailbox(store)
+    by_name = {v: k for k, v in names.items()}
+    store.mark_read([by_name["zoe"], by_name["plain"]])
+    read = {names[m.id] for m in store.list_messages(query=parse_search("is:read"))}
+    assert read == {"zoe", "plain"}
+    both = store.list_messages(search="zebra", query=parse_search("is:read"))
+    assert [names[m.id] for m in both] == ["zoe"]
+    assert store.count_messages("zebra", query=parse_search("-is:read")) == 1
+
+
+def test_summary_keeps_header_recipients_bcc_reply_to_and_snippet(
+    store: BaseMessageStore,
+) -> None:
+    """To/Cc come from the headers, Bcc from envelope-only recipients, plus Reply-To and snippet."""
+    raw = _mail("s", "line one\r\n\r\n   line   two " + "y" * 300, to="Bea <bea@x.test>",
+                extra="Cc: cid@x.test\r\nReply-To: Help <help@x.test>\r\n")
+    new_id = store.add_message(
+        raw, mail_from="a@x.test", rcpt_tos=["BEA@x.test", "cid@x.test", "bcc@x.test"],
+        peer="127.0.0.1:1",
+    )
+    summary = store.get_message(new_id)
+    assert summary is not None
+    assert summary.to_addresses == ("Bea <bea@x.test>",)
+    assert summary.cc == ("cid@x.test",)
+    assert summary.bcc == ("bcc@x.test",)
+    assert summary.reply_to == ("Help <help@x.test>",)
+    assert summary.snippet.startswith("line one line two yyy") and len(summary.snippet) == 250
+    assert split_address("Bea <bea@x.test>") == ("Bea", "bea@x.test")
+    assert split_address("bea@x.test") == ("", "bea@x.test")
+
+
+def test_version_1_file_is_migrated_and_old_rows_stay_searchable(data_dir: Path) -> None:
+    """A store file from schema version 1 opens: new columns added, old rows found by to:."""
+    path = data_dir / "mail.db"
+    with MessageStore(path) as s:
+        old = _add(s, _mail("old", to="Olga <olga@x.test>"))
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX messages_unread")
+    for column in ("to_list", "cc", "bcc", "reply_to", "snippet"):
+        conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with MessageStore(path) as s:
+        assert [m.id for m in s.list_messages(query=parse_search("to:olga"))] == [old]
+        assert s.get_message(old).snippet == ""  # type: ignore[union-attr]
+        new = _add(s, _mail("new", extra="Cc: cc@x.test\r\n"))
+        assert [m.id for m in s.list_messages(query=parse_search("cc:cc@x.test"))] == [new]
+        assert s.count_messages(query=parse_search("is:unread")) == 2
 
 
 def test_delete_and_clear_remove_rows_raw_and_index(store: BaseMessageStore) -> None:
