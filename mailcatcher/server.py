@@ -412,14 +412,16 @@ class CatchingSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
-        """DATA as aiosmtpd 1.4.6 reads it, collected in one buffer instead of a list of lines.
+        """DATA read as aiosmtpd 1.4.6 reads it, but into one buffer, and unstuffed after bare LF.
 
-        Same rules as aiosmtpd's: lines end at CRLF only (a bare LF is content, which is
-        what stops SMTP smuggling), the end is a line of exactly ".", a leading dot is
+        As in aiosmtpd: lines end at CRLF only (a bare LF never ends one, which is what
+        stops SMTP smuggling), the end is a line of exactly ".", a leading dot is
         removed from every other line, an over-long line or too much data is read to the
-        end and then refused. The difference is memory: aiosmtpd keeps one bytearray
-        per line (about 4x the message size at peak for base64 attachments); this keeps
-        one buffer and then one copy.
+        end and then refused. Two differences. Memory: aiosmtpd keeps one bytearray per
+        line (about 4x the message size at peak for base64 attachments); this keeps one
+        buffer and then one copy. Dots: inside a line, ".." after a bare LF loses one
+        dot, undoing the stuffing smtplib does there (aiosmtpd issue #561; the module
+        docstring says why this is sound); the count goes to the envelope.
         """
         if await self.check_helo_needed():
             return
