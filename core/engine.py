@@ -127,18 +127,32 @@ class Engine:
         return self._registration.resend(email)
 
     def retry(self, outbox_ids: Iterable[int]) -> list[int]:
-        """Failed rows → queued and re-enqueued; returns the ids actually retried."""
-        ids = list(outbox_ids)  # materialise: the transaction may run again
+        """Retry by hand; returns the ids actually retried.
+
+        A `failed` row goes back to `queued` with a fresh budget of attempts. A
+        `retrying` row is sent now: its next attempt is made due at once, its
+        attempt count and budget are kept. Other ids (sent, queued, sending, or
+        unknown) are skipped; explain_not_retried(id) says why.
+        """
+        return self._requeue(list(outbox_ids), send_now=True)
+
+    def retry_failed(self) -> list[int]:
+        """Retry every failed row (retrying rows keep their schedule)."""
+        return self._requeue(outbox.failed_ids(self.db), send_now=False)
+
+    def explain_not_retried(self, outbox_id: int) -> str | None:
+        """Why retry() would not take this id, as a phrase; None if it would (failed, retrying)."""
+        row = self.get_outbox(outbox_id)
+        return outbox.not_retried_reason(row.status if row is not None else None)
+
+    def _requeue(self, ids: list[int], *, send_now: bool) -> list[int]:
+        # `ids` is a list: the transaction may run again.
         moved = self.db.run_locked_retry(
-            lambda: outbox.requeue_failed(self.db, ids, self.settings.retry)
+            lambda: outbox.requeue(self.db, ids, self.settings.retry, send_now=send_now)
         )
         for outbox_id in moved:
             self._enqueue_quietly(outbox_id)
         return moved
-
-    def retry_failed(self) -> list[int]:
-        """Retry every failed row."""
-        return self.retry(outbox.failed_ids(self.db))
 
     def sweep(self) -> int:
         """Re-enqueue rows left behind: lost enqueues, overdue retries, expired leases."""

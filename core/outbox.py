@@ -1,7 +1,8 @@
 """The outbox's state machine: claim, finish an attempt, manual retry, the sweeper, back-off.
 
 States: ``queued → sending → sent``; ``sending → retrying → sending``;
-``sending → failed``; ``failed → queued`` (manual retry). Every transition is a
+``sending → failed``; ``failed → queued`` (manual retry); a manual retry of a
+``retrying`` row makes it due at once. Every transition is a
 conditional UPDATE committed before the next step, so two workers can never hold
 the same row and a crash leaves a row the sweeper can recognise.
 """
@@ -195,8 +196,16 @@ def finish_attempt(
     return Finished(status=status, delay=delay, applied=applied)
 
 
-def requeue_failed(db: Database, ids: Iterable[int], policy: RetryPolicy) -> list[int]:
-    """Failed rows among ids → queued with a fresh budget of attempts; returns those moved."""
+def requeue(
+    db: Database, ids: Iterable[int], policy: RetryPolicy, *, send_now: bool = True
+) -> list[int]:
+    """Retry by hand; returns the ids moved.
+
+    Failed rows → queued with a fresh budget of `policy.max_attempts` attempts.
+    With `send_now`, retrying rows are made due at once (next_attempt_at = now):
+    they stay `retrying`, with their attempt count and budget kept, and the task
+    already scheduled for later finds nothing to claim (the claim needs a due row).
+    """
     now = now_ts()
     moved: list[int] = []
     with db.write() as s:
@@ -212,9 +221,29 @@ def requeue_failed(db: Database, ids: Iterable[int], policy: RetryPolicy) -> lis
                     updated_at=now,
                 )
             )
+            if _rowcount(result) == 0 and send_now:
+                result = s.execute(
+                    update(Outbox)
+                    .where(col(Outbox.id) == outbox_id, col(Outbox.status) == RETRYING)
+                    .values(next_attempt_at=now, updated_at=now)
+                )
             if _rowcount(result) == 1:
                 moved.append(outbox_id)
     return moved
+
+
+def not_retried_reason(status: str | None) -> str | None:
+    """Why a row in this status is not taken by a manual retry; None if it would be.
+
+    `status` None means there is no such row.
+    """
+    if status is None:
+        return "no outbound email with that id"
+    return {
+        SENT: "already sent; nothing to retry",
+        QUEUED: "already queued; a worker will send it",
+        SENDING: "being sent right now",
+    }.get(status)
 
 
 def failed_ids(db: Database) -> list[int]:

@@ -166,6 +166,84 @@ def test_retry_failed_retries_every_failed_email(
     assert engine.retry_failed() == []
 
 
+def test_retry_of_a_retrying_email_sends_it_now_keeping_its_attempts(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """retry() on a retrying row makes the next attempt now; attempts and budget are kept."""
+    policy = RetryPolicy(max_attempts=5, base_seconds=600, factor=2.0, cap_seconds=600, jitter=0)
+    engine = make_engine(retry=policy)
+    smtp.handler.rcpt_reply = "451 4.3.0 Try again later"
+    w = engine.start_worker(2)
+    try:
+        r = engine.register("later@example.com", PASSWORD)
+        assert r.outbox_id is not None
+        _wait_status(engine, r.outbox_id, "retrying")  # next attempt in ten minutes
+        smtp.handler.rcpt_reply = None
+        assert engine.retry([r.outbox_id]) == [r.outbox_id]
+        _wait_status(engine, r.outbox_id, "sent", timeout=5)
+    finally:
+        w.stop()
+    row = engine.get_outbox(r.outbox_id)
+    assert row is not None and (row.attempts, row.max_attempts) == (2, 5)
+    assert [a.outcome for a in engine.list_attempts(r.outbox_id)] == ["retry", "sent"]
+
+
+def test_retry_failed_leaves_retrying_emails_alone(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """retry_failed() takes failed rows only; a retrying row keeps its scheduled time."""
+    policy = RetryPolicy(max_attempts=5, base_seconds=600, factor=2.0, cap_seconds=600, jitter=0)
+    engine = make_engine(retry=policy)
+    smtp.handler.rcpt_replies = {"later": "451 4.3.0 Try again later", "never": "550 5.1.1 No"}
+    later = engine.register("later@example.com", PASSWORD, delivery="sync").outbox_id
+    never = engine.register("never@example.com", PASSWORD, delivery="sync").outbox_id
+    assert later is not None and never is not None
+    before = engine.get_outbox(later)
+    assert before is not None and before.status == "retrying"
+    assert engine.retry_failed() == [never]
+    assert engine.get_outbox(later) == before
+
+
+@pytest.mark.parametrize(
+    ("make_row", "reason"),
+    [
+        ("sent", "already sent"),
+        ("queued", "already queued"),
+        ("sending", "being sent"),
+        ("missing", "no outbound email"),
+    ],
+)
+def test_explain_not_retried_says_why(
+    engine: Engine, smtp: SmtpServer, make_row: str, reason: str
+) -> None:
+    """retry() skips sent, queued, sending and unknown ids, and explain_not_retried says which."""
+    r = engine.register(f"{make_row}@example.com", PASSWORD, delivery="queue")
+    assert r.outbox_id is not None
+    outbox_id = r.outbox_id
+    if make_row == "sent":
+        engine.deliver(outbox_id)
+    elif make_row == "sending":
+        assert outbox.claim(engine.db, outbox_id, 60) is not None
+    elif make_row == "missing":
+        outbox_id = 999_999
+    assert engine.retry([outbox_id]) == []
+    explanation = engine.explain_not_retried(outbox_id)
+    assert explanation is not None and reason in explanation
+
+
+def test_explain_not_retried_is_none_for_retryable_rows(
+    engine: Engine, smtp: SmtpServer
+) -> None:
+    """A failed or retrying row has nothing to explain: retry() takes it."""
+    smtp.handler.rcpt_replies = {"soft": "451 4.3.0 Later", "hard": "550 5.1.1 No"}
+    soft = engine.register("soft@example.com", PASSWORD, delivery="sync").outbox_id
+    hard = engine.register("hard@example.com", PASSWORD, delivery="sync").outbox_id
+    assert soft is not None and hard is not None
+    assert (_status(engine, soft), _status(engine, hard)) == ("retrying", "failed")
+    assert engine.explain_not_retried(soft) is None
+    assert engine.explain_not_retried(hard) is None
+
+
 def test_message_id_is_stable_across_attempts(
     engine: Engine, worker: Worker, smtp: SmtpServer
 ) -> None:
