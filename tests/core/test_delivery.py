@@ -188,6 +188,33 @@ def test_retry_of_a_retrying_email_sends_it_now_keeping_its_attempts(
     assert [a.outcome for a in engine.list_attempts(r.outbox_id)] == ["retry", "sent"]
 
 
+def test_send_now_is_not_followed_by_a_second_send_from_the_old_schedule(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """The retry scheduled before a send-now finds the row sent and sends nothing more."""
+    policy = RetryPolicy(max_attempts=5, base_seconds=1.0, factor=2.0, cap_seconds=1.0, jitter=0)
+    engine = make_engine(retry=policy)
+    smtp.handler.rcpt_reply = "451 4.3.0 Try again later"
+    w = engine.start_worker(2)
+    try:
+        r = engine.register("once@example.com", PASSWORD)
+        assert r.outbox_id is not None
+        _wait_status(engine, r.outbox_id, "retrying")
+        assert engine.queue.scheduled_count() == 1
+        smtp.handler.rcpt_reply = None
+        assert engine.retry([r.outbox_id]) == [r.outbox_id]
+        _wait_status(engine, r.outbox_id, "sent")
+        wait_until(
+            lambda: engine.queue.scheduled_count() == 0 and engine.queue.pending_count() == 0,
+            10,
+            "the old scheduled retry to run",
+        )
+    finally:
+        w.stop()
+    assert len(smtp.messages) == 1
+    assert [a.outcome for a in engine.list_attempts(r.outbox_id)] == ["retry", "sent"]
+
+
 def test_retry_failed_leaves_retrying_emails_alone(
     make_engine: Callable[..., Engine], smtp: SmtpServer
 ) -> None:
