@@ -332,8 +332,12 @@ def cmd_register(args: argparse.Namespace) -> int:
                 # The operator's view: an existing address is said to be one (the person
                 # signing up gets the same answer either way: `status` and `message`).
                 extra = f"  password {pw}" if password is None and r.user_id is not None else ""
-                who = f"user {r.user_id}" if r.user_id is not None else \
-                    "already registered: its owner was sent a notice"
+                if r.user_id is not None:
+                    who = f"user {r.user_id}"
+                elif r.outbox_id is not None:
+                    who = "already registered: its owner was sent a notice"
+                else:
+                    who = "already registered: its owner was notified recently, no new email"
                 print(f"registered {r.email}  {who}  outbox {r.outbox_id or '-'}  "
                       f"{r.elapsed_ms:.1f} ms, {r.elapsed_ms - r.hash_ms:.1f} ms without "
                       f"password hashing ({r.delivery}){extra}")
@@ -377,7 +381,13 @@ def cmd_resend(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     elif result.outbox_id is not None:
-        print(f"activation email queued again for {result.email} (outbox {result.outbox_id})")
+        engine = open_engine(args)
+        try:
+            outbox = engine.get_outbox(result.outbox_id)
+        finally:
+            engine.close()
+        to = outbox.to if outbox else result.email
+        print(f"activation email queued again for {_safe(to)} (outbox {result.outbox_id})")
     else:
         # The engine answers alike for unknown and active addresses (no enumeration).
         print(f"{result.message} (nothing queued: no pending user with that address)")
@@ -438,8 +448,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         engine = open_engine(args)
         try:
             for outbox_id in missing:
-                row = engine.get_outbox(outbox_id)
-                why = "no such outbound email" if row is None else f"it is {row.status}"
+                why = engine.explain_not_retried(outbox_id) or "nothing to do"
                 print(f"mailroom retry: #{outbox_id} not retried: {why}", file=sys.stderr)
         finally:
             engine.close()

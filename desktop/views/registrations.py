@@ -149,9 +149,14 @@ class RegistrationsView(QWidget):
         self.signup_button.setEnabled(True)
         mode = "sent inline" if result.delivery == "sync" else "queued"
         self.result_label.setStyleSheet("")
-        who = f"user #{result.user_id}" if result.user_id is not None else "no new user"
+        who = f"user #{result.user_id}" if result.user_id is not None else \
+            "already registered, no new user"
+        if result.outbox_id is not None:
+            email = f"email #{result.outbox_id} {mode}"
+        else:
+            email = "no email (its owner was notified recently)"
         text = (f"✓ {one_line(result.email, 200)}: {who} ({result.status}) in "
-                f"{fmt_ms(result.elapsed_ms)}; email #{result.outbox_id} {mode}.")
+                f"{fmt_ms(result.elapsed_ms)}; {email}.")
         note = getattr(result, "message", "")
         if note:
             text += f" {one_line(note, 200)}"
