@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from core.engine import Engine
 from mailcatcher.parsing import Attachment, ParsedMessage, parse_message
-from mailcatcher.search import Filter, SearchQuery, parse_search
+from mailcatcher.search import SearchQuery, parse_search
 from mailcatcher.store import MessageStore, MessageSummary, split_address
 
 Route = Callable[["_Handler", re.Match[str]], None]
@@ -59,9 +59,6 @@ def _to_entries(msg: MessageSummary) -> list[str]:
     if msg.to_addresses:
         return list(msg.to_addresses)
     return [f"{n} <{a}>" if n else a for n, a in getaddresses([msg.to]) if a or n]
-
-
-UNREAD = Filter("read", False)
 
 
 def message_summary_json(msg: MessageSummary) -> dict[str, Any]:
@@ -271,15 +268,10 @@ class _Handler(BaseHTTPRequestHandler):
         start, limit = self._paging()
         store = self._store()
         messages = store.list_messages(limit=limit, offset=start, query=query)
-        total = store.count_messages()
-        unread = store.count_messages(query=SearchQuery(filters=(UNREAD,)))
-        if query:
-            found = store.count_messages(query=query)
-            found_unread = store.count_messages(
-                query=SearchQuery(query.terms, (*query.filters, UNREAD))
-            )
-        else:
-            found, found_unread = total, unread
+        total, unread = store.count_messages_unread()
+        found, found_unread = store.count_messages_unread(query=query) if query else (
+            total, unread
+        )
         self.send_json(
             {
                 "total": total,
@@ -347,14 +339,15 @@ class _Handler(BaseHTTPRequestHandler):
         store = self._store()
         path = getattr(store, "path", None)
         size = path.stat().st_size if path is not None and path.exists() else 0
+        counts = store.count_messages_unread()
         self.send_json(
             {
                 "Version": _version(),
                 "LatestVersion": "",
                 "Database": str(path) if path is not None else "",
                 "DatabaseSize": size,
-                "Messages": store.count_messages(),
-                "Unread": store.count_messages(query=SearchQuery(filters=(UNREAD,))),
+                "Messages": counts[0],
+                "Unread": counts[1],
                 "Tags": {},
             }
         )

@@ -249,6 +249,8 @@ def test_read_filter_and_search_words_combine(store: BaseMessageStore) -> None:
     both = store.list_messages(search="zebra", query=parse_search("is:read"))
     assert [names[m.id] for m in both] == ["zoe"]
     assert store.count_messages("zebra", query=parse_search("-is:read")) == 1
+    assert store.count_messages_unread() == (5, 3)
+    assert store.count_messages_unread("zebra", query=parse_search("-from:bob")) == (2, 1)
 
 
 def test_summary_keeps_header_recipients_bcc_reply_to_and_snippet(
@@ -278,7 +280,7 @@ def test_version_1_file_is_migrated_and_old_rows_stay_searchable(data_dir: Path)
     with MessageStore(path) as s:
         old = _add(s, _mail("old", to="Olga <olga@x.test>"))
     conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX messages_unread")
+    conn.execute("DROP INDEX messages_read")
     for column in ("to_list", "cc", "bcc", "reply_to", "snippet"):
         conn.execute(f"ALTER TABLE messages DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 1")
@@ -290,6 +292,9 @@ def test_version_1_file_is_migrated_and_old_rows_stay_searchable(data_dir: Path)
         new = _add(s, _mail("new", extra="Cc: cc@x.test\r\n"))
         assert [m.id for m in s.list_messages(query=parse_search("cc:cc@x.test"))] == [new]
         assert s.count_messages(query=parse_search("is:unread")) == 2
+        s.mark_read([old])
+        assert s.count_messages_unread() == (2, 1)
+        assert s.count_messages_unread(query=parse_search("cc:cc@x.test")) == (1, 1)
 
 
 def test_delete_and_clear_remove_rows_raw_and_index(store: BaseMessageStore) -> None:
