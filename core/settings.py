@@ -135,5 +135,14 @@ class Settings:
                     f"MAILROOM_DELIVERY must be one of {', '.join(DELIVERY_MODES)}, not {mode!r}"
                 )
             values["delivery"] = mode
+        for name, field_name in (("MAILROOM_SMTP_PORT", "smtp_port"),
+                                 ("MAILROOM_HTTP_PORT", "http_port")):
+            if name in env:
+                text = env[name].strip()
+                if not text.isdigit() or not 0 < int(text) < 65536:
+                    raise ValueError(f"{name} must be a TCP port (1-65535), not {text!r}")
+                values[field_name] = int(text)
+        if "MAILROOM_SMTP_HOST" in env:
+            values["smtp_host"] = env["MAILROOM_SMTP_HOST"].strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -47,9 +47,11 @@ def _check_port_free(what: str, host: str, port: int) -> None:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
+                flag = what.lower()
                 raise StartupError(
-                    f"{what} port {host}:{port} is already in use "
-                    f"(another Mailroom, Mailpit or MailHog?); choose another port"
+                    f"{what} port {host}:{port} is already in use (another Mailroom, Mailpit "
+                    f"or MailHog?); choose another with --{flag}-port N or "
+                    f"MAILROOM_{what}_PORT=N"
                 ) from None
             raise StartupError(
                 f"cannot listen for {what} on {host}:{port}: {exc.strerror}"
