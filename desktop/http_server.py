@@ -193,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
                 except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
                     self.send_error_json(500, f"{type(exc).__name__}: {exc}")
                 return
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)  # unread, it would be taken for the next request
         self.send_error_json(404, f"no such path: {path}")
 
     @property
@@ -374,6 +377,15 @@ class _Handler(BaseHTTPRequestHandler):
         deleted = store.delete_messages(ids) if ids else store.clear_messages()
         self.send_json({"deleted": deleted})
 
+    def delete_search(self, match: re.Match[str]) -> None:
+        text = self.query.get("query", [""])[0].strip()
+        if not text:
+            raise _BadRequest("missing query parameter: query")
+        store = self._store()
+        query = parse_search(text)
+        ids = [m.id for m in store.list_messages(limit=store.count_messages(), query=query)]
+        self.send_json({"deleted": store.delete_messages(ids)})
+
 
 class _BadRequest(Exception):
     """A request the API refuses with 400 and this message."""
@@ -404,6 +416,7 @@ PUT_ROUTES: list[tuple[re.Pattern[str], Route]] = [
 ]
 DELETE_ROUTES: list[tuple[re.Pattern[str], Route]] = [
     (re.compile(r"/api/v1/messages"), _Handler.delete_messages),
+    (re.compile(r"/api/v1/search"), _Handler.delete_search),
 ]
 
 

@@ -320,3 +320,34 @@ def test_head_on_an_activation_link_does_not_activate(runtime: Runtime) -> None:
     status, _, _ = _get(runtime, path)
     user = runtime.engine.find_user("dora@example.com")
     assert status == 200 and user is not None and user.status == "active"
+
+
+def test_delete_search_removes_only_the_matching_messages(mailbox: Runtime) -> None:
+    """DELETE /api/v1/search?query= deletes what the search finds and nothing else."""
+    status, content = _request(mailbox, "DELETE", "/api/v1/search?query=from:bob%40example.com")
+    assert status == 200 and json.loads(content)["deleted"] == 2
+    assert sorted(m.subject for m in mailbox.store.list_messages()) == ["cc test", "plain"]
+    status, content = _request(mailbox, "DELETE", "/api/v1/search")
+    assert status == 400 and b"query" in content
+
+
+def test_a_mailpit_style_helper_finds_the_activation_email_by_recipient(runtime: Runtime) -> None:
+    """The usual e2e helper: search to:ADDRESS, open the latest hit, follow its link."""
+    runtime.engine.register("erin@example.com", "correct horse battery", "Erin")
+    runtime.engine.register("frank@example.com", "correct horse battery", "Frank")
+
+    def found() -> Any:
+        hits = _get_json(runtime, "/api/v1/search?query=to:erin@example.com")["messages"]
+        return hits or None
+
+    hits = wait_for(found, what="Erin's activation email")
+    assert [h["To"][0]["Address"] for h in hits] == ["erin@example.com"]
+    text = _get_json(runtime, f"/api/v1/message/{hits[0]['ID']}")["Text"]
+    import re
+
+    link = re.search(r"https?://\S+/activate/\S+", text)
+    assert link, text
+    path = link.group(0).rstrip(".").split(str(runtime.http_address[1]), 1)[1]  # type: ignore[index]
+    status, _, _ = _get(runtime, path)
+    user = runtime.engine.find_user("erin@example.com")
+    assert status == 200 and user is not None and user.status == "active"
