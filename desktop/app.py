@@ -8,6 +8,7 @@ handlers between bytecodes, so a QTimer wakes the interpreter a few times a seco
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import sys
@@ -16,6 +17,11 @@ from types import FrameType
 from core.settings import Settings
 
 WAKE_UP_MS = 200
+
+# References added to None, True and False on Python < 3.12: at the worst rate seen
+# (a few thousand lost per second) they would last for centuries.
+SINGLETON_HEADROOM = 1 << 40
+_singletons_pinned = False
 
 
 def display_available() -> bool:
@@ -27,8 +33,37 @@ def display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def pin_singletons() -> bool:
+    """Make None, True and False immortal on CPython < 3.12, as 3.12 does (PEP 683).
+
+    PySide6 6.12.0 (its abi3 wheels, run on Python 3.11) drops one reference to None
+    on every call of a method returning void (`painter.drawLine`, `widget.update`,
+    `label.setText`, ...) and one to True on every `Signal.emit`. None starts with
+    about 5,000 references, so after enough paints and task results its count reaches
+    zero and the interpreter aborts (`Fatal Python error: none_dealloc`). No call
+    pattern avoids it: every void call leaks. Adding a huge number of references once
+    makes the lost ones harmless; these objects are never freed anyway. Returns True
+    if it pinned them now (once per process; never on 3.12+, where they are immortal).
+    """
+    global _singletons_pinned
+    if _singletons_pinned or sys.version_info >= (3, 12):
+        return False
+    if sys.implementation.name != "cpython":
+        return False
+    for obj in (None, True, False):
+        # ob_refcnt is the first field of every object in CPython 3.11 and earlier.
+        ctypes.c_ssize_t.from_address(id(obj)).value += SINGLETON_HEADROOM
+    _singletons_pinned = True
+    return True
+
+
 def prepare_qt() -> None:
-    """What must happen before the QApplication exists: WebEngine import and URL schemes."""
+    """What must happen before the QApplication exists: WebEngine import and URL schemes.
+
+    It also pins None, True and False (see `pin_singletons`): without that, PySide6
+    6.12.0 on Python 3.11 crashes the window after a minute or two of painting.
+    """
+    pin_singletons()
     if os.name == "posix" and hasattr(os, "geteuid") and os.geteuid() == 0:
         # Chromium refuses its sandbox when run as root (containers, CI).
         os.environ.setdefault("QTWEBENGINE_DISABLE_SANDBOX", "1")
