@@ -134,6 +134,7 @@ class AttemptView:
     reply: str
     outcome: AttemptOutcome
     error: str | None
+    to: str = ""  # the recipient, filled in by the event feed (list_attempts_since)
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def outbox_view(row: Outbox, token_ttl_seconds: float) -> OutboxView:
     )
 
 
-def attempt_view(row: DeliveryAttempt) -> AttemptView:
+def attempt_view(row: DeliveryAttempt, to: str = "") -> AttemptView:
     """The read model of a delivery attempt row."""
     assert row.id is not None
     started = to_datetime(row.started_at)
@@ -224,6 +225,7 @@ def attempt_view(row: DeliveryAttempt) -> AttemptView:
         reply=row.reply,
         outcome=outcome,  # type: ignore[arg-type]
         error=row.error,
+        to=to,
     )
 
 
@@ -296,15 +298,17 @@ def list_attempts(db: Database, outbox_id: int) -> list[AttemptView]:
 
 
 def list_attempts_since(db: Database, after_id: int, limit: int = 500) -> list[AttemptView]:
-    """Attempts with id > after_id, oldest first (an event feed that works across processes)."""
+    """Attempts with id > after_id, oldest first, each with its recipient (an event feed
+    that works across processes, one query per call)."""
     with db.read() as s:
         stmt = (
-            select(DeliveryAttempt)
+            select(DeliveryAttempt, Outbox.to_addr)
+            .join(Outbox, col(Outbox.id) == col(DeliveryAttempt.outbox_id))
             .where(col(DeliveryAttempt.id) > after_id)
             .order_by(col(DeliveryAttempt.id))
             .limit(limit)
         )
-        return [attempt_view(r) for r in s.exec(stmt)]
+        return [attempt_view(r, to) for r, to in s.exec(stmt)]
 
 
 def get_signup_path(db: Database, user_id: int, token_ttl_seconds: float) -> SignupPath | None:

@@ -172,8 +172,7 @@ class EventPrinter:
         for a in self.engine.list_attempts_since(self.last_attempt):
             self.last_attempt = a.id
             code = a.code if a.code is not None else "---"
-            outbox = self.engine.get_outbox(a.outbox_id)
-            to = outbox.to if outbox else "?"
+            to = a.to or "?"
             detail = _safe(a.error or a.reply or "")
             self._line(
                 f"attempt  outbox #{a.outbox_id} to {_safe(to)} try {a.number}: {code} "

@@ -73,14 +73,12 @@ def test_password_is_stored_as_argon2id_hash(engine: Engine) -> None:
     assert PasswordHasher().verify(stored, PASSWORD)
 
 
-def test_default_argon2_cost_is_the_library_default() -> None:
-    """Without cost settings the hasher uses argon2-cffi's own defaults (tests only lower them)."""
-    hasher, default = make_hasher(Settings()), PasswordHasher()
-    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (
-        default.time_cost,
-        default.memory_cost,
-        default.parallelism,
-    )
+def test_default_argon2_cost_is_owasps_argon2id_minimum() -> None:
+    """Without cost settings the hasher uses OWASP's argon2id minimum: 19 MiB, t=2, p=1
+    (tests only lower it)."""
+    hasher = make_hasher(Settings())
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (2, 19 * 1024, 1)
+    assert hasher.type.name == "ID"
 
 
 def test_idna_unicode_and_ascii_domains_are_one_mailbox(engine: Engine) -> None:

@@ -180,6 +180,7 @@ def test_attempt_feed_and_signup_path(engine: Engine, smtp: SmtpServer) -> None:
     engine.register("path@example.com", PASSWORD, delivery="sync")  # duplicate: a notice
     feed = engine.list_attempts_since(0)
     assert [a.outcome for a in feed] == ["sent", "sent"]
+    assert [a.to for a in feed] == ["path@example.com", "path@example.com"]
     assert engine.list_attempts_since(feed[0].id) == feed[1:]
     assert first.user_id is not None
     path = engine.get_signup_path(first.user_id)
