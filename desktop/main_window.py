@@ -340,15 +340,16 @@ class MainWindow(QMainWindow):
         self.address_label.setText(f"SMTP {smtp} ({catcher}) · HTTP {_address(s.http_address)}")
 
     # Actions ---------------------------------------------------------------------------
-    def _on_registered(self, result: Any) -> None:
-        if result.user_id is not None:
-            self._own_signups.add(int(result.user_id))
-        self.registrations.show_registered(result)
+    def _on_registered(self, outcome: Any) -> None:
+        if outcome.result.user_id is not None:
+            self._own_signups.add(int(outcome.result.user_id))
+        self.registrations.show_registered(outcome)
 
-    def _on_signup_timed(self, elapsed_ms: float, mode: str, user_id: int) -> None:
+    def _on_signup_timed(self, elapsed_ms: float, mode: str, user_id: int,
+                         hash_ms: float) -> None:
         if user_id:
             self._own_signups.add(user_id)
-        self.registrations.chart.add_signup(elapsed_ms, mode)
+        self.registrations.chart.add_signup(elapsed_ms, mode, hash_ms=hash_ms)
 
     def _on_outbox_filter(self, status: str | None) -> None:
         self.outbox_model.set_query(status)

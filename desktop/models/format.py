@@ -43,15 +43,29 @@ def fmt_full_time(value: object) -> str:
 
 
 def fmt_ms(value: float | int | None) -> str:
-    """A duration in milliseconds, readable at any scale."""
+    """A duration, one way everywhere: "5.8 ms", "17 ms", "470 ms", "2.4 s", "75 s"."""
     if value is None:
         return ""
     ms = float(value)
-    if ms < 10:
-        return f"{ms:.2f} ms"
-    if ms < 1000:
+    if round(ms, 1) < 10:
+        return f"{ms:.1f} ms"
+    if round(ms) < 1000:
         return f"{ms:.0f} ms"
-    return f"{ms / 1000:.2f} s"
+    seconds = ms / 1000
+    if round(seconds, 1) < 10:
+        return f"{seconds:.1f} s"
+    return f"{seconds:.0f} s"
+
+
+def fmt_attempts(attempts: int, max_attempts: int, status: str) -> str:
+    """Attempts made, and while delivery goes on, how many the budget still allows.
+
+    "2 (6 left)" rather than "2/8": after a manual retry the budget is refreshed, and a
+    total that grows with it ("2/9", then "3/10") reads as if attempts were lost.
+    """
+    if status in ("queued", "sending", "retrying"):
+        return f"{attempts} ({max(0, max_attempts - attempts)} left)"
+    return str(attempts)
 
 
 def fmt_size(size: int | None) -> str:

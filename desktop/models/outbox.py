@@ -8,14 +8,21 @@ from PySide6.QtCore import QObject, Qt
 
 from desktop.models.base import ALIGN, DISPLAY, FOREGROUND, TOOLTIP, RowsModel
 from desktop.models.colors import state_color
-from desktop.models.format import fmt_full_time, fmt_ms, fmt_time, one_line
+from desktop.models.format import fmt_attempts, fmt_full_time, fmt_ms, fmt_time, one_line
 from desktop.models.paged import PagedTableModel
 from desktop.tasks import TaskRunner
 
 
 def reply_text(code: object, reply: object) -> str:
-    """'250 OK' from a code and a reply text, either of which may be missing."""
-    parts = [str(code) if code not in (None, "") else "", one_line(reply, 200)]
+    """'250 OK' from a code and a reply text, either of which may be missing.
+
+    A reply that already starts with its code is not prefixed twice.
+    """
+    text = one_line(reply, 200)
+    number = str(code) if code not in (None, "") else ""
+    if number and text.startswith(number):
+        number = ""
+    parts = [number, text]
     return " ".join(p for p in parts if p)
 
 
@@ -54,7 +61,7 @@ class OutboxModel(PagedTableModel):
         if column == self.COL_STATUS:
             return str(row.status)
         if column == self.COL_ATTEMPTS:
-            return f"{row.attempts}/{row.max_attempts}"
+            return fmt_attempts(row.attempts, row.max_attempts, row.status)
         if column == self.COL_NEXT:
             return fmt_time(row.next_attempt_at) if row.status in ("queued", "retrying") else ""
         if column == self.COL_LAST:
@@ -76,6 +83,9 @@ class OutboxModel(PagedTableModel):
                 return fmt_full_time(row.next_attempt_at) or None
             if column == self.COL_TO:
                 return one_line(row.subject, 500) or None
+            if column == self.COL_ATTEMPTS:
+                return (f"{row.attempts} attempt(s) made; the budget allows "
+                        f"{row.max_attempts} in all (a manual retry adds a fresh budget)")
         return None
 
 

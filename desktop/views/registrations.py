@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -19,12 +21,56 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.controllers import BulkResult, generate_password
+from desktop.controllers import BulkResult, generate_password, inline_outcome
 from desktop.models.format import fmt_ms, one_line
 from desktop.models.users import UsersModel
 from desktop.views.chart import LiveChart
 from desktop.views.signup_path import SignupPathView
 from desktop.views.widgets import make_table, plain_label, set_column_widths
+
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
+
+
+def collapse_line_breaks(text: str) -> str:
+    """Line breaks (and the spaces around them) become one space; the ends are trimmed."""
+    if not _LINE_BREAKS.search(text):
+        return text
+    return " ".join(part.strip() for part in _LINE_BREAKS.split(text) if part.strip())
+
+
+def timing_text(elapsed_ms: float, hash_ms: float) -> str:
+    """'470 ms (5.8 ms without password hashing)': the total and the engine's own part."""
+    if hash_ms <= 0:
+        return fmt_ms(elapsed_ms)
+    return f"{fmt_ms(elapsed_ms)} ({fmt_ms(max(0.0, elapsed_ms - hash_ms))} without password " \
+        "hashing)"
+
+
+def signup_text(outcome: Any, generated_password: str = "") -> str:
+    """The result line of one sign-up: who, how long, and what happened to the email."""
+    result = outcome.result
+    address = one_line(result.email, 200)
+    took = timing_text(float(result.elapsed_ms), float(getattr(result, "hash_ms", 0.0) or 0.0))
+    if result.outbox_id is None:
+        email = "no email"
+    elif outcome.outbox is not None:
+        email = f"email #{result.outbox_id} {inline_outcome(outcome.outbox)}"
+    elif result.delivery == "sync":
+        email = f"email #{result.outbox_id} sent inline"
+    else:
+        email = f"email #{result.outbox_id} queued"
+    if result.user_id is not None:
+        text = f"✓ {address}: user #{result.user_id} ({result.status}) in {took}; {email}."
+        if generated_password:
+            text += f" Generated password: {generated_password}"
+        return text
+    # An existing account: no user was made, and the "check your inbox" answer meant
+    # for the person signing up would mislead the operator.
+    if result.outbox_id is None:
+        return (f"✓ {address} is an existing account: no new user, in {took}; no email "
+                "(its owner was sent a notice recently).")
+    return (f"✓ {address} is an existing account: no new user, in {took}; {email}: a "
+            "\"someone tried to sign up with your address\" notice to its owner.")
 
 
 class RegistrationsView(QWidget):
@@ -98,7 +144,23 @@ class RegistrationsView(QWidget):
         self.model.modelReset.connect(self.restore_selection)
         self.model.page_loaded.connect(lambda _: self.restore_selection())
         self.path_view = SignupPathView(self)
-        self.chart = LiveChart(self)
+        chart_box = QWidget(self)
+        self.chart = LiveChart(chart_box)
+        self.chart_without_hashing = QCheckBox("Without password hashing", chart_box)
+        self.chart_without_hashing.setObjectName("chart_without_hashing")
+        self.chart_without_hashing.setToolTip(
+            "Plot each sign-up made here at its time without password hashing: hashing "
+            "costs the same in both modes and hides the difference the delivery mode makes.")
+        self.chart_without_hashing.toggled.connect(self.chart.set_without_hashing)
+        chart_bar = QHBoxLayout()
+        chart_bar.setContentsMargins(0, 0, 0, 0)
+        chart_bar.addStretch(1)
+        chart_bar.addWidget(self.chart_without_hashing)
+        chart_layout = QVBoxLayout(chart_box)
+        chart_layout.setContentsMargins(0, 0, 0, 0)
+        chart_layout.setSpacing(2)
+        chart_layout.addLayout(chart_bar)
+        chart_layout.addWidget(self.chart, 1)
 
         self.list_splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.list_splitter.setObjectName("registrations_list_splitter")
@@ -110,7 +172,7 @@ class RegistrationsView(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.splitter.setObjectName("registrations_splitter")
         self.splitter.addWidget(self.list_splitter)
-        self.splitter.addWidget(self.chart)
+        self.splitter.addWidget(chart_box)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([520, 260])
@@ -119,6 +181,7 @@ class RegistrationsView(QWidget):
         layout.addWidget(form_box)
         layout.addWidget(self.splitter, 1)
         self._selected_id: int | None = None
+        self._generated_password = ""
 
     # Intent ----------------------------------------------------------------------------
     def on_generate(self) -> None:
@@ -127,12 +190,19 @@ class RegistrationsView(QWidget):
     def on_signup(self) -> None:
         email = self.email_edit.text().strip()
         password = self.password_edit.text()
+        self._generated_password = ""
         if not password:
             password = generate_password()
+            self._generated_password = password
             self.password_edit.setText(password)
+        # A name pasted with a line break: one line in the field, and sent as shown.
+        name = collapse_line_breaks(self.name_edit.text())
+        if name != self.name_edit.text():
+            self.name_edit.setText(name)
         self.signup_button.setEnabled(False)
+        self.result_label.setStyleSheet("")
         self.result_label.setText("Signing up…")
-        self.register_requested.emit(email, password, self.name_edit.text(), self.mode)
+        self.register_requested.emit(email, password, name, self.mode)
 
     def on_bulk(self) -> None:
         self.bulk_button.setEnabled(False)
@@ -144,32 +214,25 @@ class RegistrationsView(QWidget):
         return str(self.mode_combo.currentData())
 
     # Results ---------------------------------------------------------------------------
-    def show_registered(self, result: Any) -> None:
-        """Show the engine's answer to a sign-up."""
+    def show_registered(self, outcome: Any) -> None:
+        """Show the engine's answer to a sign-up (a controller `SignupOutcome`)."""
         self.signup_button.setEnabled(True)
-        mode = "sent inline" if result.delivery == "sync" else "queued"
         self.result_label.setStyleSheet("")
-        who = f"user #{result.user_id}" if result.user_id is not None else \
-            "already registered, no new user"
-        if result.outbox_id is not None:
-            email = f"email #{result.outbox_id} {mode}"
-        else:
-            email = "no email (its owner was notified recently)"
-        text = (f"✓ {one_line(result.email, 200)}: {who} ({result.status}) in "
-                f"{fmt_ms(result.elapsed_ms)}; {email}.")
-        note = getattr(result, "message", "")
-        if note:
-            text += f" {one_line(note, 200)}"
-        self.result_label.setText(text)
+        self.result_label.setText(signup_text(outcome, self._generated_password))
+        self._generated_password = ""
         self.email_edit.clear()
         self.name_edit.clear()
         self.password_edit.clear()
+        self.email_edit.setFocus(Qt.FocusReason.OtherFocusReason)
+        result = outcome.result
         if result.user_id is not None:
             self.select_user(int(result.user_id))
 
     def show_register_failed(self, message: str) -> None:
         """Show why a sign-up was refused (e.g. 'email: ...')."""
         self.signup_button.setEnabled(True)
+        self._generated_password = ""
+        self.email_edit.setFocus(Qt.FocusReason.OtherFocusReason)
         self.result_label.setStyleSheet("color: #d9443f")
         self.result_label.setText(f"✗ {one_line(message, 300)}")
 

@@ -21,11 +21,16 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.models.colors import state_color
-from desktop.models.format import as_datetime, fmt_full_time, fmt_ms, one_line
+from desktop.models.format import as_datetime, fmt_attempts, fmt_full_time, fmt_ms, one_line
 from desktop.models.outbox import reply_text
 from desktop.views.widgets import plain_label
 
 MESSAGE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _stamp(value: object) -> float:
+    dt = as_datetime(value)
+    return dt.timestamp() if dt is not None else float("inf")
 
 
 def _since(start: object, end: object) -> str:
@@ -79,64 +84,77 @@ class SignupPathView(QWidget):
         self.user_id = int(user.id)
         self.title.setText(f"Sign-up path of {one_line(user.email, 200)} (user #{user.id})")
 
-        request = self._item(None, "Sign-up request", fmt_full_time(user.created_at),
-                             f"answered in {fmt_ms(getattr(user, 'signup_ms', None))}"
-                             f" · status {user.status}")
-        request.setForeground(2, QBrush(state_color(user.status) or self.palette().text()))
-        attempts_by_outbox = getattr(path, "attempts", {}) or {}
-        for item in path.outbox:
-            email = self._item(
-                None,
-                f"Email #{item.id} ({item.kind})",
-                fmt_full_time(item.created_at),
-                f"{item.status} · to {one_line(item.to, 120)} · "
-                f"attempts {item.attempts}/{item.max_attempts}",
-            )
-            color = state_color(item.status)
-            if color is not None:
-                email.setForeground(2, QBrush(color))
-            for attempt in attempts_by_outbox.get(item.id, []):
-                node = self._item(
-                    email,
-                    f"Attempt {attempt.number}",
-                    fmt_full_time(attempt.started_at),
-                    f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
-                    f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
-                )
-                color = state_color(attempt.outcome)
-                if color is not None:
-                    node.setForeground(2, QBrush(color))
-            if item.status in ("queued", "retrying") and item.next_attempt_at:
-                self._item(email, "Next attempt", fmt_full_time(item.next_attempt_at), "")
-            if item.sent_at:
-                self._item(email, "Sent", fmt_full_time(item.sent_at),
-                           f"{_since(user.created_at, item.sent_at)} after the sign-up")
-            captured = view.captured.get(item.id, ())
-            for n, message in enumerate(captured):
-                label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
-                node = self._item(email, label, fmt_full_time(message.received_at),
-                                  f"message #{message.id} · {one_line(message.subject, 120)}")
-                node.setData(0, MESSAGE_ID_ROLE, int(message.id))
-                button = QPushButton(f"Open #{message.id} in Inbox", self.tree)
-                button.setObjectName(f"open_message_{message.id}")
-                button.clicked.connect(
-                    lambda _=False, mid=int(message.id): self.open_message_requested.emit(mid)
-                )
-                self.open_buttons.append(button)
-                holder = QTreeWidgetItem(email, ["", "", ""])
-                holder.setData(0, MESSAGE_ID_ROLE, int(message.id))
-                self.tree.setItemWidget(holder, 2, button)
-            if item.status == "sent" and not captured:
-                self._item(email, "Not in the catcher", "",
-                           "sent to another SMTP server, or deleted from the inbox")
+        # Top-level steps in time order: an activation made before a later notice email
+        # is listed before that email.
         activated_at = getattr(path, "activated_at", None) or user.activated_at
+        steps: list[tuple[float, int, Any]] = [(_stamp(user.created_at), 0, None)]
+        steps += [(_stamp(item.created_at), 1, item) for item in path.outbox]
         if activated_at:
-            node = self._item(None, "Activated", fmt_full_time(activated_at),
-                              f"{_since(user.created_at, activated_at)} after the sign-up")
-            node.setForeground(2, QBrush(state_color("active") or self.palette().text()))
-        else:
+            steps.append((_stamp(activated_at), 2, None))
+        steps.sort(key=lambda step: (step[0], step[1]))
+        attempts_by_outbox = getattr(path, "attempts", {}) or {}
+        for _, kind, item in steps:
+            if kind == 0:
+                request = self._item(None, "Sign-up request", fmt_full_time(user.created_at),
+                                     f"answered in {fmt_ms(getattr(user, 'signup_ms', None))}"
+                                     f" · status {user.status}")
+                request.setForeground(2, QBrush(state_color(user.status)
+                                                or self.palette().text()))
+            elif kind == 1:
+                self._add_email(view, user, item, attempts_by_outbox.get(item.id, []))
+            else:
+                node = self._item(None, "Activated", fmt_full_time(activated_at),
+                                  f"{_since(user.created_at, activated_at)} after the sign-up")
+                node.setForeground(2, QBrush(state_color("active") or self.palette().text()))
+        if not activated_at:
             self._item(None, "Activation", "", "not yet activated")
         self.tree.expandAll()
+
+    def _add_email(self, view: Any, user: Any, item: Any, attempts: list[Any]) -> None:
+        email = self._item(
+            None,
+            f"Email #{item.id} ({item.kind})",
+            fmt_full_time(item.created_at),
+            f"{item.status} · to {one_line(item.to, 120)} · "
+            f"attempts {fmt_attempts(item.attempts, item.max_attempts, item.status)}",
+        )
+        color = state_color(item.status)
+        if color is not None:
+            email.setForeground(2, QBrush(color))
+        for attempt in attempts:
+            node = self._item(
+                email,
+                f"Attempt {attempt.number}",
+                fmt_full_time(attempt.started_at),
+                f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
+                f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
+            )
+            color = state_color(attempt.outcome)
+            if color is not None:
+                node.setForeground(2, QBrush(color))
+        if item.status in ("queued", "retrying") and item.next_attempt_at:
+            self._item(email, "Next attempt", fmt_full_time(item.next_attempt_at), "")
+        if item.sent_at:
+            self._item(email, "Sent", fmt_full_time(item.sent_at),
+                       f"{_since(user.created_at, item.sent_at)} after the sign-up")
+        captured = view.captured.get(item.id, ())
+        for n, message in enumerate(captured):
+            label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
+            node = self._item(email, label, fmt_full_time(message.received_at),
+                              f"message #{message.id} · {one_line(message.subject, 120)}")
+            node.setData(0, MESSAGE_ID_ROLE, int(message.id))
+            button = QPushButton(f"Open #{message.id} in Inbox", self.tree)
+            button.setObjectName(f"open_message_{message.id}")
+            button.clicked.connect(
+                lambda _=False, mid=int(message.id): self.open_message_requested.emit(mid)
+            )
+            self.open_buttons.append(button)
+            holder = QTreeWidgetItem(email, ["", "", ""])
+            holder.setData(0, MESSAGE_ID_ROLE, int(message.id))
+            self.tree.setItemWidget(holder, 2, button)
+        if item.status == "sent" and not captured:
+            self._item(email, "Not in the catcher", "",
+                       "sent to another SMTP server, or deleted from the inbox")
 
     def steps(self) -> list[str]:
         """The top-level steps shown (e.g. "Sign-up request", "Email #1 ...", "Activated")."""

@@ -113,7 +113,7 @@ def test_outbox_state_changes_update_rows_in_place(
         refreshed(qtbot, model)
     assert resets == []
     assert model.data(model.index(0, model.COL_STATUS)) == "retrying"
-    assert model.data(model.index(0, model.COL_ATTEMPTS)) == "1/4"
+    assert model.data(model.index(0, model.COL_ATTEMPTS)) == "1 (3 left)"
 
 
 def test_outbox_model_filters_by_state(

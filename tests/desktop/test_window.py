@@ -60,7 +60,7 @@ def test_signup_in_the_window_reaches_the_inbox_and_activation_shows_active(
         assert response.status == 200
 
     qtbot.waitUntil(lambda: window.users_model.row_at(0).status == "active", timeout=LONG)
-    assert [mode for _, _, mode in view.chart.signups] == ["queue"]  # ours, plotted once
+    assert [point[2] for point in view.chart.signups] == ["queue"]  # ours, plotted once
     qtbot.waitUntil(lambda: "Activated" in view.path_view.steps(), timeout=LONG)
 
 
@@ -133,7 +133,7 @@ def test_changes_by_another_writer_show_without_a_click(
     assert "1 users" in window.counts_label.text()
     # The outside sign-up's response time goes on the chart as "other process".
     chart = window.registrations.chart
-    qtbot.waitUntil(lambda: [m for _, _, m in chart.signups] == ["other"], timeout=LONG)
+    qtbot.waitUntil(lambda: [point[2] for point in chart.signups] == ["other"], timeout=LONG)
 
 
 def test_inbox_search_as_you_type_filters_the_list(qtbot: Any, window: Any, runtime: Any) -> None:
