@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -52,18 +53,27 @@ class ChaosView(QWidget):
         for stage in STAGES:
             self.stage_combo.addItem(stage.upper() if stage != "connect" else "connect", stage)
         self.stage_combo.setCurrentIndex(STAGES.index("rcpt"))
+        # The reply code is optional (a delay-only or drop rule has none): a check box
+        # says whether there is one, so "no code" is one click and never a magic value.
+        self.code_check = QCheckBox("reply", box)
+        self.code_check.setObjectName("code_check")
+        self.code_check.setChecked(True)
+        self.code_check.setToolTip("Untick for a rule without a reply code (a delay only)")
         self.code_spin = QSpinBox(box)
         self.code_spin.setObjectName("code_spin")
-        self.code_spin.setRange(0, 599)
-        self.code_spin.setSpecialValueText("none")
+        self.code_spin.setRange(400, 599)
         self.code_spin.setValue(451)
+        self.code_spin.setCorrectionMode(QSpinBox.CorrectionMode.CorrectToNearestValue)
         self.message_edit = QLineEdit(box)
         self.message_edit.setPlaceholderText("reply text (optional)")
+        self.code_check.toggled.connect(self._update_form)
         self.delay_spin = QSpinBox(box)
         self.delay_spin.setRange(0, 600_000)
         self.delay_spin.setSingleStep(500)
         self.delay_spin.setSuffix(" ms")
-        self.drop_check = QCheckBox("drop the connection", box)
+        self.drop_check = QCheckBox("drop the connection (no reply)", box)
+        self.drop_check.setObjectName("drop_check")
+        self.drop_check.toggled.connect(self._update_form)
         self.probability_spin = QDoubleSpinBox(box)
         self.probability_spin.setRange(0, 100)
         self.probability_spin.setValue(100)
@@ -77,10 +87,16 @@ class ChaosView(QWidget):
         self.add_button.setObjectName("add_rule_button")
         self.add_button.clicked.connect(self.on_add)
         self.form_error = plain_label("", box)
+        self.form_error.setObjectName("form_error")
         self.form_error.setStyleSheet("color: #d9443f")
+        # A long message wraps under the form instead of widening it.
+        self.form_error.setWordWrap(True)
+        self.form_error.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                      QSizePolicy.Policy.Preferred)
         form = QFormLayout(box)
         form.addRow("Stage", self.stage_combo)
         reply_row = QHBoxLayout()
+        reply_row.addWidget(self.code_check)
         reply_row.addWidget(self.code_spin)
         reply_row.addWidget(self.message_edit, 1)
         form.addRow("Reply code", reply_row)
@@ -89,7 +105,8 @@ class ChaosView(QWidget):
         form.addRow("Probability", self.probability_spin)
         form.addRow("Match", self.match_edit)
         form.addRow("Applies", self.per_combo)
-        form.addRow(self.add_button, self.form_error)
+        form.addRow("", self.add_button)
+        form.addRow(self.form_error)
 
         self.rules_table = make_table(rules, self, stretch_column=ChaosRulesModel.COL_EFFECT,
                                       object_name="rules_table")
@@ -135,6 +152,15 @@ class ChaosView(QWidget):
         self.splitter.setStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
+        self._update_form()
+
+    def _update_form(self, *_: object) -> None:
+        """A dropped connection has no reply: drop turns the code (and its text) off."""
+        drop = self.drop_check.isChecked()
+        self.code_check.setEnabled(not drop)
+        has_code = self.code_check.isChecked() and not drop
+        self.code_spin.setEnabled(has_code)
+        self.message_edit.setEnabled(has_code)
 
     def set_enabled_state(self, enabled: bool) -> None:
         """Show the stored state of the master switch without emitting a change."""
@@ -144,11 +170,12 @@ class ChaosView(QWidget):
 
     def build_rule(self) -> ChaosRule:
         """The rule described by the form (ValueError if it makes no sense)."""
-        code = self.code_spin.value() or None
+        has_code = self.code_check.isChecked() and not self.drop_check.isChecked()
+        code = self.code_spin.value() if has_code else None
         return ChaosRule(
             stage=self.stage_combo.currentData(),
             code=code,
-            message=self.message_edit.text().strip(),
+            message=self.message_edit.text().strip() if has_code else "",
             delay_ms=self.delay_spin.value(),
             drop=self.drop_check.isChecked(),
             probability=self.probability_spin.value(),
