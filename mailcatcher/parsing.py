@@ -490,7 +490,26 @@ def _parse_content_type(part_headers: _Part, default: str, notes: list[str]) -> 
     return value
 
 
-_DELIMITER_TAIL = rb"(-*)[ \t]*\r?(?=\n|\Z)"
+def _delimiter_tail(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """After ``--boundary`` at pos: (number of dashes, end of the line before its LF).
+
+    The tail of a delimiter line is dashes, blanks, an optional CR, then LF or the
+    end of the range; None if the line goes on with anything else. Scanned by hand
+    rather than with a regular expression, because a pattern would embed the
+    boundary, and every message has a new boundary, so each would be compiled anew
+    (about a fifth of the parsing time of small multipart mail).
+    """
+    i = pos
+    while i < end and buf[i] == 0x2D:  # -
+        i += 1
+    dashes = i - pos
+    while i < end and buf[i] in (0x20, 0x09):  # space, tab
+        i += 1
+    if i < end and buf[i] == 0x0D:  # CR
+        i += 1
+    if i == end or buf[i] == 0x0A:  # LF
+        return dashes, i
+    return None
 
 
 def _split_multipart(
@@ -503,28 +522,38 @@ def _split_multipart(
     boundary that merely begins with this one is not one. The line break before a
     delimiter belongs to it, not to the part. At most MAX_PARTS spans are returned.
     """
-    escaped = re.escape(boundary)
     spans: list[tuple[int, int]] = []
     part_start: int | None = None
-    first = re.compile(b"--" + escaped + _DELIMITER_TAIL).match(buf, start, end)
-    if first is not None:
-        if first.group(1):
-            return spans, True
-        part_start = min(first.end() + 1, end)
-    later = re.compile(b"\n--" + escaped + _DELIMITER_TAIL)
+    dash_boundary = b"--" + boundary
+    if buf.startswith(dash_boundary, start, end):
+        first = _delimiter_tail(buf, start + len(dash_boundary), end)
+        if first is not None:
+            if first[0]:
+                return spans, True
+            part_start = min(first[1] + 1, end)
+    needle = b"\n" + dash_boundary
     # From the line break that ended the first delimiter: the next may follow at once.
     search_from = start if part_start is None else max(start, part_start - 1)
-    for match in later.finditer(buf, search_from, end):
+    while True:
+        found = buf.find(needle, search_from, end)
+        if found < 0:
+            break
+        tail = _delimiter_tail(buf, found + len(needle), end)
+        if tail is None:
+            search_from = found + 1
+            continue
+        dashes, line_end = tail
         if part_start is not None:
-            part_end = match.start()
+            part_end = found
             if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
                 part_end -= 1
             spans.append((part_start, max(part_start, part_end)))
             if len(spans) >= MAX_PARTS:
                 return spans, False
-        if match.group(1):
+        if dashes:
             return spans, True
-        part_start = min(match.end() + 1, end)
+        part_start = min(line_end + 1, end)
+        search_from = line_end
     if part_start is not None:
         spans.append((part_start, end))
     return spans, False

@@ -55,15 +55,28 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import logging
 import random
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
+from aiosmtpd.smtp import (
+    DATA_SIZE_DEFAULT,
+    MISSING,
+    SMTP,
+    Envelope,
+    Session,
+    __ident__,
+    _AuthMechAttr,
+    login_always_fail,
+    make_loop,
+    syntax,
+)
 
 from mailcatcher.chaos import (
     ChaosDecision,
@@ -104,6 +117,98 @@ def format_peer(peer: Any) -> str:
 def _clean_text(value: str) -> str:
     """An SMTP argument as storable text (aiosmtpd keeps invalid UTF-8 as surrogates)."""
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------- per-message fast paths
+
+# RFC 5322 atext: a plain dot-atom local part or domain, ASCII only.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>")
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
+
+
+def _plain_path(arg: str, local_part_limit: int) -> tuple[str | None, str | None] | None:
+    """What aiosmtpd 1.4.6's ``SMTP._getaddr`` returns for ``<local@domain>`` or ``<>``.
+
+    None when arg is anything else (quoted or obsolete local parts, source routes,
+    domain literals, non-ASCII, comments, control characters): the caller then
+    asks aiosmtpd. The rest after the path is returned as aiosmtpd returns it:
+    after ``<>`` as it is, after an address without its leading blanks.
+    """
+    if arg.startswith("<>"):
+        rest = arg[2:]
+        return ("<>", rest) if _PRINTABLE_ASCII.fullmatch(rest) else None
+    match = _PLAIN_PATH.match(arg)
+    if match is None:
+        return None
+    rest = arg[match.end() :]
+    if rest:
+        if not _PRINTABLE_ASCII.fullmatch(rest):
+            return None
+        rest = rest.lstrip(" ")
+        if rest.startswith("("):
+            return None  # a comment: aiosmtpd's parser reads it
+    address = match.group(1)
+    if local_part_limit and len(address.rpartition("@")[0]) > local_part_limit:
+        return None, None
+    return address, rest
+
+
+# The keyword arguments _init_like_aiosmtpd mirrors; any other goes to aiosmtpd's own.
+_FAST_INIT_KWARGS = frozenset(
+    {"data_size_limit", "enable_SMTPUTF8", "decode_data", "hostname", "ident", "timeout", "loop"}
+)
+
+
+class _MethodTables(NamedTuple):
+    """Attribute names behind aiosmtpd's per-connection lookup tables, per class."""
+
+    auth: tuple[tuple[str, str, bool], ...]  # (mechanism, attribute, on the SMTP object)
+    hooks: tuple[tuple[str, str], ...]  # (command, handler attribute)
+    ehlo_hook_ver: str | None
+    commands: tuple[tuple[str, str], ...]  # (command, SMTP attribute)
+
+
+_METHOD_TABLES: dict[tuple[type, type], _MethodTables] = {}
+
+
+def _method_tables(smtp_class: type[SMTP], handler_class: type) -> _MethodTables:
+    """The tables SMTP.__init__ builds with inspect.getmembers and dir, built once per class."""
+    tables = _METHOD_TABLES.get((smtp_class, handler_class))
+    if tables is None:
+        tables = _METHOD_TABLES[(smtp_class, handler_class)] = _build_method_tables(
+            smtp_class, handler_class
+        )
+    return tables
+
+
+def _build_method_tables(smtp_class: type[SMTP], handler_class: type) -> _MethodTables:
+    auth = tuple(
+        (
+            getattr(member, "__auth_mechanism_name__",
+                    name.replace("auth_", "").replace("__", "-")),
+            name,
+            cls is smtp_class,
+        )
+        for cls in (smtp_class, handler_class)
+        for name, member in inspect.getmembers(cls)
+        if name.startswith("auth_")
+    )
+    hooks = tuple(
+        (name.replace("handle_", ""), name) for name in dir(handler_class)
+        if name.startswith("handle_")
+    )
+    ehlo_hook_ver: str | None = None
+    ehlo = getattr(handler_class, "handle_EHLO", None)
+    if ehlo is not None:
+        count = len(inspect.signature(ehlo).parameters) - 1  # unbound: self counts here
+        if count not in (4, 5):
+            raise RuntimeError("Unsupported EHLO Hook")
+        ehlo_hook_ver = "old" if count == 4 else "new"
+    commands = tuple(
+        (name.replace("smtp_", ""), name) for name in dir(smtp_class) if name.startswith("smtp_")
+    )
+    return _MethodTables(auth, hooks, ehlo_hook_ver, commands)
 
 
 @dataclass
@@ -384,7 +489,83 @@ class CatchingSMTP(SMTP):
         self.line_length_limit = line_length_limit
         self._catcher = handler
         self._live = live
-        super().__init__(handler, **kwargs)
+        if _FAST_INIT_KWARGS.issuperset(kwargs):
+            self._init_like_aiosmtpd(handler, **kwargs)
+        else:
+            super().__init__(handler, **kwargs)
+
+    def _init_like_aiosmtpd(
+        self,
+        handler: CatchingHandler,
+        *,
+        data_size_limit: int | None = DATA_SIZE_DEFAULT,
+        enable_SMTPUTF8: bool = False,
+        decode_data: bool = False,
+        hostname: str | None = None,
+        ident: str | None = None,
+        timeout: float = 300,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """What aiosmtpd 1.4.6's SMTP.__init__ does without TLS, AUTH, PROXY or call limits.
+
+        The same attributes with the same values (a test compares them), but the
+        command, hook and AUTH tables come from a per-class cache: aiosmtpd rebuilds
+        them with ``inspect.getmembers`` and ``dir`` on every connection.
+        """
+        self.__ident__ = ident or __ident__
+        self.loop = loop if loop else make_loop()
+        asyncio.StreamReaderProtocol.__init__(
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
+        )
+        self.event_handler = handler
+        self.data_size_limit = data_size_limit
+        self.enable_SMTPUTF8 = enable_SMTPUTF8
+        self._decode_data = decode_data
+        self.command_size_limits.clear()
+        self.hostname = hostname if hostname else socket.getfqdn()
+        self.tls_context = None
+        self.require_starttls = None
+        self._timeout_duration = timeout
+        self._timeout_handle = None
+        self._tls_handshake_okay = True
+        self._tls_protocol = None
+        self._original_transport = None
+        self.session = None
+        self.envelope = None
+        self.transport = None
+        self._handler_coroutine = None
+        self._auth_require_tls = True
+        self._proxy_timeout = None
+        self._auth_callback = login_always_fail
+        self._authenticator = None
+        self._auth_required = False
+        tables = _method_tables(type(self), type(handler))
+        self._auth_methods = {
+            mech: _AuthMechAttr(getattr(self if builtin else handler, name), builtin)
+            for mech, name, builtin in tables.auth
+        }
+        self._handle_hooks = {hook: getattr(handler, name) for hook, name in tables.hooks}
+        self._ehlo_hook_ver = tables.ehlo_hook_ver
+        self._smtp_methods = {command: getattr(self, name) for command, name in tables.commands}
+        self._enforce_call_limit = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser, with a fast path for plain ``<local@domain>`` and ``<>``.
+
+        aiosmtpd's own defines a class and runs the email package's header parser
+        on every MAIL FROM and RCPT TO (about a quarter of the catcher's CPU). Paths
+        the fast path does not know (quoted local parts, source routes, non-ASCII,
+        comments) go to aiosmtpd's; for the rest it returns exactly what that would
+        (a test compares them).
+        """
+        plain = _plain_path(arg, self.local_part_limit)
+        if plain is not None:
+            return plain
+        result: tuple[str | None, str | None] = super()._getaddr(arg)
+        return result
 
     def _create_envelope(self) -> CatchingEnvelope:
         return CatchingEnvelope()

@@ -1,0 +1,204 @@
+"""The catcher's per-message fast paths give exactly what the slow paths they replace give.
+
+Three shortcuts make ingest cheaper: a plain ``<local@domain>`` in MAIL FROM and RCPT TO
+skips aiosmtpd's header parser, a CatchingSMTP is built from per-class method tables
+instead of aiosmtpd's per-connection ``inspect.getmembers``, and MIME boundaries are
+found with ``bytes.find`` instead of a regular expression compiled per boundary. Each
+is compared here with the code it stands in for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import smtplib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailcatcher import parsing
+from mailcatcher.server import CatcherServer, CatchingHandler, CatchingSMTP, _plain_path
+from mailcatcher.store import BatchWriter, MessageStore
+
+TRICKY_PATHS = [
+    "<>", "<> SIZE=100", "<>x", "<>(comment)", "< >", "<>\t", "<a@b>", "<a@b>x", "<a@b>>",
+    "<a@b> SIZE=100 BODY=8BITMIME", "<a@b>  SIZE=1  ", "<a@b>  ", "<a@b>\t", "<a@b> (c) x",
+    "<a@b>(c)", "<A.B+tag@Ex-ample.COM>", "<a..b@c>", "<.a@b>", "<a.@b>", "<a@b.>",
+    "<a@b..c>", "<a@-b>", "<a@[127.0.0.1]>", '<"a b"@c>', '<"a"@b>', "<@r:a@b>",
+    "<@r1,@r2:a@b>", "<a@b", "a@b", "< a@b >", "<a @b>", "<a@ b>", "<üser@exämple.org>",
+    "<a@b>\u00e9", "<a@b> \x00", "<a(c)@b>", "<a@b(c)>", "<a\\b@c>", "<{x}|~@d_e.f>",
+    "<" + "x" * 70 + "@b>", "<a@b>\r\n", "<a@b>\x0b", "<a@b> \u2003x",
+]
+
+
+@pytest.fixture
+def bare_smtp() -> Iterator[SMTP]:
+    """aiosmtpd's own SMTP protocol object, never connected."""
+    loop = asyncio.new_event_loop()
+    try:
+        yield SMTP(object(), loop=loop)
+    finally:
+        loop.close()
+
+
+def _agrees(smtp: SMTP, arg: str, limit: int = 0) -> None:
+    smtp.local_part_limit = limit
+    fast = _plain_path(arg, limit)
+    if fast is not None:
+        assert fast == smtp._getaddr(arg), arg
+
+
+@pytest.mark.parametrize("arg", TRICKY_PATHS)
+def test_plain_path_agrees_with_aiosmtpd_on_tricky_paths(bare_smtp: SMTP, arg: str) -> None:
+    """For every tricky path the fast path either declines or returns aiosmtpd's answer."""
+    _agrees(bare_smtp, arg)
+    _agrees(bare_smtp, arg, limit=2)
+
+
+def test_plain_path_takes_the_common_paths() -> None:
+    """The paths real senders use (with smtplib's SIZE and BODY params) take the fast path."""
+    assert _plain_path("<no-reply@mailroom.localhost>", 0) == ("no-reply@mailroom.localhost", "")
+    assert _plain_path("<a.b+c@example.com> size=570", 0) == ("a.b+c@example.com", "size=570")
+    assert _plain_path("<>", 0) == ("<>", "")
+
+
+_PATH_CHARS = st.sampled_from(list("ab.@<>-+ \t\"()[]:,\\=é\x00\r") + ["SIZE=1", "x@y.z"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PATH_CHARS, max_size=14).map("".join), st.integers(0, 3))
+def test_plain_path_agrees_with_aiosmtpd_on_generated_paths(text: str, limit: int) -> None:
+    """On generated paths the fast path either declines or returns aiosmtpd's answer."""
+    loop = asyncio.new_event_loop()
+    try:
+        _agrees(SMTP(object(), loop=loop), "<" + text, limit)
+        _agrees(SMTP(object(), loop=loop), text, limit)
+    finally:
+        loop.close()
+
+
+def _canonical(value: Any, owner: object, handler: object) -> Any:
+    """value in a form that compares equal across two protocol objects built alike."""
+    if hasattr(value, "__self__") and hasattr(value, "__func__"):
+        role = {id(owner): "self", id(handler): "handler"}.get(id(value.__self__), "other")
+        return ("bound", value.__func__, role)
+    if isinstance(value, dict):
+        return {k: _canonical(v, owner, handler) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_canonical(v, owner, handler) for v in value)
+    if isinstance(value, asyncio.Future):
+        return ("future", value.done())
+    if isinstance(value, asyncio.StreamReader):
+        return ("reader", value._limit)  # type: ignore[attr-defined]
+    if value is owner:
+        return "self"
+    return value
+
+
+def test_fast_init_builds_what_aiosmtpd_builds(tmp_path: Path) -> None:
+    """A CatchingSMTP built from cached tables has the attributes aiosmtpd's __init__ gives it."""
+    store = MessageStore(tmp_path / "mail.db")
+    writer = BatchWriter(store)
+    loop = asyncio.new_event_loop()
+    try:
+        handler = CatchingHandler(store, writer)
+        kwargs: dict[str, Any] = {
+            "hostname": "mailroom.localhost", "ident": "Mailroom catcher",
+            "data_size_limit": 1000, "decode_data": False, "enable_SMTPUTF8": True,
+            "loop": loop,
+        }
+        for _ in range(2):  # the second one is built from the cache
+            fast = CatchingSMTP(handler, line_length_limit=4096, **kwargs)
+            slow = CatchingSMTP.__new__(CatchingSMTP)
+            slow.line_length_limit = 4096
+            slow._catcher, slow._live = handler, None
+            SMTP.__init__(slow, handler, **kwargs)
+            skip = {"_stream_reader_wr", "_source_traceback"}  # weakref to each own reader
+            fast_vars = {k: _canonical(v, fast, handler) for k, v in vars(fast).items()
+                         if k not in skip}
+            slow_vars = {k: _canonical(v, slow, handler) for k, v in vars(slow).items()
+                         if k not in skip}
+            assert fast_vars == slow_vars
+            reader = fast._stream_reader  # type: ignore[attr-defined]
+            assert reader is not None and reader._limit == 4096
+    finally:
+        loop.close()
+        writer.close()
+        store.close()
+
+
+def test_server_stores_envelopes_of_fast_and_slow_paths(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """Plain, null, quoted and parameterised paths all reach the store as aiosmtpd reads them."""
+    store = MessageStore(tmp_path / "mail.db")
+    try:
+        with CatcherServer(store, port=free_port()) as server, smtplib.SMTP(*server.address) as c:
+            c.sendmail("a.b+c@example.com", ["x@example.org", '"q u"@example.org'],
+                       b"Subject: one\r\n\r\nbody\r\n")
+            c.sendmail("", ["<@r:y@example.org>"], b"Subject: two\r\n\r\nbody\r\n")
+        rows = sorted((m.mail_from, m.rcpt_to) for m in store.list_messages())
+    finally:
+        store.close()
+    assert rows == [
+        ("", ("y@example.org",)),
+        ("a.b+c@example.com", ("x@example.org", '"q u"@example.org')),
+    ]
+
+
+# --------------------------------------------------------------- MIME boundaries
+
+_TAIL = rb"(-*)[ \t]*\r?(?=\n|\Z)"
+
+
+def _split_by_regex(
+    buf: bytes, start: int, end: int, boundary: bytes
+) -> tuple[list[tuple[int, int]], bool]:
+    """The regular-expression splitter that parsing used before (the reference)."""
+    escaped = re.escape(boundary)
+    spans: list[tuple[int, int]] = []
+    part_start: int | None = None
+    first = re.compile(b"--" + escaped + _TAIL).match(buf, start, end)
+    if first is not None:
+        if first.group(1):
+            return spans, True
+        part_start = min(first.end() + 1, end)
+    later = re.compile(b"\n--" + escaped + _TAIL)
+    search_from = start if part_start is None else max(start, part_start - 1)
+    for match in later.finditer(buf, search_from, end):
+        if part_start is not None:
+            part_end = match.start()
+            if part_end > part_start and buf[part_end - 1 : part_end] == b"\r":
+                part_end -= 1
+            spans.append((part_start, max(part_start, part_end)))
+            if len(spans) >= parsing.MAX_PARTS:
+                return spans, False
+        if match.group(1):
+            return spans, True
+        part_start = min(match.end() + 1, end)
+    if part_start is not None:
+        spans.append((part_start, end))
+    return spans, False
+
+
+_PIECES = st.sampled_from(
+    [b"--b", b"--bb", b"--b--", b"--b-", b"\n", b"\r\n", b"\r", b" ", b"\t", b"-", b"x", b"b",
+     b"--", b".", b"--b \r\n", b"--b--\r\n", b"\n--b\n"]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=24).map(b"".join), st.data())
+def test_split_multipart_agrees_with_the_regex_splitter(buf: bytes, data: st.DataObject) -> None:
+    """For any bytes and range, the find-based splitter returns the regex splitter's spans."""
+    start = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(start, len(buf)))
+    for boundary in (b"b", b"bb", b"b.b"):
+        assert parsing._split_multipart(buf, start, end, boundary) == _split_by_regex(
+            buf, start, end, boundary
+        )
