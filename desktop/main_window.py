@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         i.delete_requested.connect(c.delete_messages)
         i.clear_requested.connect(self.on_clear_inbox)
         i.mark_read_requested.connect(c.mark_read)
+        i.check_message_requested.connect(self._check_message)
         ch.add_rule_requested.connect(c.add_chaos_rule)
         ch.remove_rule_requested.connect(c.remove_chaos_rule)
         ch.clear_rules_requested.connect(c.clear_chaos_rules)
@@ -375,7 +376,18 @@ class MainWindow(QMainWindow):
         answer = QMessageBox.question(
             self, "Clear the inbox", f"Delete all {self.inbox_model.total} captured messages?")
         if answer == QMessageBox.StandardButton.Yes:
+            self.inbox.clear_preview()
             self.controller.clear_messages()
+
+    def _check_message(self, message_id: int) -> None:
+        """Clear the preview if its message was deleted (by any process)."""
+        store = self.services.store
+
+        def gone(exists: object) -> None:
+            if not exists:
+                self.inbox.message_gone(message_id)
+
+        self.runner.submit(lambda: store.get_message(message_id) is not None, gone)
 
     @Slot(object)
     def on_error(self, exc: object) -> None:

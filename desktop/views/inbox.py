@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from desktop.models.inbox import InboxModel
@@ -17,6 +18,9 @@ class InboxView(QWidget):
     """Emits intents (open, delete, clear, mark read); shows the model and a preview."""
 
     message_selected = Signal(int)
+    # The previewed message is not among the loaded rows after a refresh: does it still
+    # exist? (The main window asks the store and calls `message_gone` if not.)
+    check_message_requested = Signal(int)
     delete_requested = Signal(list)
     clear_requested = Signal()
     mark_read_requested = Signal(list, bool)
@@ -33,6 +37,9 @@ class InboxView(QWidget):
         self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
         self._debounce.timeout.connect(self.apply_search)
         self.search_edit.textChanged.connect(lambda _: self._debounce.start())
+        escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), self.search_edit)
+        escape.setContext(Qt.ShortcutContext.WidgetShortcut)
+        escape.activated.connect(self.clear_search)
         self.count_label = plain_label("", self)
         self.count_label.setObjectName("inbox_count")
         self.read_button = QPushButton("Mark unread", self)
@@ -73,6 +80,8 @@ class InboxView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.splitter, 1)
         self._selected_id: int | None = None
+        self._search_changed = False  # the list was refiltered since the preview was chosen
+        self._select_row_after_delete: int | None = None
         self._update_buttons()
 
     # Search ----------------------------------------------------------------------------
@@ -84,7 +93,26 @@ class InboxView(QWidget):
     def apply_search(self) -> None:
         """Filter the list by the search box now (normally after a short pause in typing)."""
         self._debounce.stop()
+        if (self.search_edit.text().strip() or None) != self.model.search:
+            self._search_changed = True
         self.model.set_search(self.search_edit.text())
+
+    def clear_search(self) -> None:
+        """Empty the search box and show every message (Escape in the search box)."""
+        self.search_edit.clear()
+        self.apply_search()
+
+    def clear_preview(self) -> None:
+        """Show no message: nothing selected, the preview empty, its actions off."""
+        self._selected_id = None
+        self.table.selectionModel().clearSelection()
+        self.preview.show_message(None)
+        self._update_buttons()
+
+    def message_gone(self, message_id: int) -> None:
+        """The store says this message no longer exists: stop showing it."""
+        if message_id == self._selected_id:
+            self.clear_preview()
 
     # Selection -------------------------------------------------------------------------
     @property
@@ -139,18 +167,36 @@ class InboxView(QWidget):
 
     def _on_refreshed(self) -> None:
         total = self.model.total
-        what = "match" if self.model.search else "captured"
+        if self.model.search:
+            what = "match" if total == 1 else "matches"
+        else:
+            what = "captured"
         self.count_label.setText(f"{total} {what}")
+        if self._select_row_after_delete is not None and not self._selected_id:
+            # After Delete the next message is selected, so Delete can be pressed again.
+            row = min(self._select_row_after_delete, self.model.rowCount() - 1)
+            self._select_row_after_delete = None
+            if row >= 0 and self.model.message_at(row) is not None:
+                self._select_row(row)
         self.restore_selection()
+        selected = self._selected_id
+        if selected is not None and self.model.row_of(selected) is None:
+            if total == 0 or self._search_changed:
+                self.clear_preview()  # cleared, or filtered out by the search
+            else:
+                self.check_message_requested.emit(selected)
+        self._search_changed = False
         self._update_buttons()
 
     # Intents ---------------------------------------------------------------------------
     def on_delete(self) -> None:
         ids = self.selected_ids()
         if ids:
+            rows = [i.row() for i in self.table.selectionModel().selectedRows()]
             if self._selected_id in ids:
-                self._selected_id = None
-                self.preview.show_message(None)
+                self.clear_preview()
+                # The first row left after the deletion is the next message down.
+                self._select_row_after_delete = min(rows) if rows else None
             self.delete_requested.emit(ids)
 
     def on_toggle_read(self) -> None:
