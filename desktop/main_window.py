@@ -11,8 +11,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
@@ -33,12 +33,19 @@ from desktop.views.chaos import ChaosView
 from desktop.views.inbox import InboxView
 from desktop.views.outbox import OutboxView
 from desktop.views.registrations import RegistrationsView
-from desktop.views.widgets import plain_label
+from desktop.views.widgets import ElidedLabel
 from desktop.watcher import POLL_INTERVAL_MS, ChangeWatcher
 
 FAULTS_LIMIT = 200
+DEFAULT_SIZE = QSize(1280, 820)
 STATS_INTERVAL_MS = 1000
 CLASSIFY_DELAY_MS = 1500
+
+
+def default_size(available: QSize) -> QSize:
+    """The first window: 1280×820, or 90 % of the screen's free area where that is smaller."""
+    return QSize(min(DEFAULT_SIZE.width(), int(available.width() * 0.9)),
+                 min(DEFAULT_SIZE.height(), int(available.height() * 0.9)))
 
 
 def _address(value: tuple[str, int] | None) -> str:
@@ -93,13 +100,14 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
 
         # Status bar: addresses and counts, always visible.
-        self.address_label = plain_label("", self)
-        self.counts_label = plain_label("", self)
-        self.queue_label = plain_label("", self)
+        # Elided labels: a longer count never widens the window, a narrow one cuts nothing.
+        self.address_label = ElidedLabel("", self)
+        self.counts_label = ElidedLabel("", self)
+        self.queue_label = ElidedLabel("", self)
         self.queue_label.setObjectName("status_queue")
-        self.statusBar().addPermanentWidget(self.address_label)
-        self.statusBar().addPermanentWidget(self.counts_label)
-        self.statusBar().addPermanentWidget(self.queue_label)
+        self.statusBar().addPermanentWidget(self.address_label, 3)
+        self.statusBar().addPermanentWidget(self.counts_label, 4)
+        self.statusBar().addPermanentWidget(self.queue_label, 3)
         self._show_addresses()
 
         # State
@@ -425,11 +433,14 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 900)
+            self.resize(default_size(self.screen().availableGeometry().size()))
+        self._splitters_restored = True
         for name, splitter in self._splitters().items():
             state = s.value(f"splitter/{name}")
             if isinstance(state, QByteArray):
                 splitter.restoreState(state)
+            else:
+                self._splitters_restored = False
         tab = s.value("tab", 0)
         try:
             self.tabs.setCurrentIndex(int(str(tab)))
@@ -456,6 +467,31 @@ class MainWindow(QMainWindow):
         self.watcher.stop()
         self.runner.shutdown()
         self.command_runner.shutdown()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._splitters_restored:
+            # The first run: share the panes by the real width (sizes given before the
+            # window had one are not kept). Splitters only; the window is never resized.
+            self._splitters_restored = True
+            QTimer.singleShot(0, self._share_panes)
+
+    def _share_panes(self) -> None:
+        shares = {
+            "registrations_list": (45, 55),
+            "inbox": (45, 55),
+            "registrations": (65, 35),
+            "outbox": (65, 35),
+            "chaos": (35, 65),
+        }
+        for name, splitter in self._splitters().items():
+            share = shares.get(name)
+            if share is None or self.settings_store.value(f"splitter/{name}") is not None:
+                continue
+            total = (splitter.width() if splitter.orientation() == Qt.Orientation.Horizontal
+                     else splitter.height())
+            if total > 0:
+                splitter.setSizes([total * share[0] // 100, total * share[1] // 100])
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.save_settings()

@@ -110,6 +110,10 @@ class RegistrationsView(QWidget):
         self.password_edit.returnPressed.connect(self.on_signup)
         self.result_label = plain_label("", form_box)
         self.result_label.setObjectName("result_label")
+        # A long answer wraps in the space there is; it never widens the window.
+        self.result_label.setWordWrap(True)
+        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored,
+                                        QSizePolicy.Policy.Preferred)
         self.bulk_spin = QSpinBox(form_box)
         self.bulk_spin.setRange(1, 10000)
         self.bulk_spin.setValue(50)
