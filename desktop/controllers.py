@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import secrets
 import string
 import threading
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
+from desktop.models.format import one_line
 from desktop.models.message import MessageView
 from desktop.models.outbox import reply_text
 from desktop.tasks import TaskRunner
@@ -42,6 +44,15 @@ class Services(Protocol):
 
     @property
     def worker_running(self) -> bool: ...
+
+
+_ACTIVATION_LINK_RE = re.compile(r"https?://[^\s<>\"']+/activate/[^\s<>\"']+")
+
+
+def find_activation_link(text: str) -> str:
+    """The first activation link (`…/activate/<token>`) in an email's text, or ""."""
+    match = _ACTIVATION_LINK_RE.search(text)
+    return match.group(0) if match else ""
 
 
 def generate_password(length: int = 16) -> str:
@@ -112,6 +123,7 @@ class Controller(QObject):
     # elapsed ms, delivery mode, user id (0: none), ms of it spent hashing the password
     signup_timed = Signal(float, str, int, float)
     activated = Signal(object)  # ActivationResult
+    activation_link_found = Signal(int, str)  # user id, link ("" when none was captured)
     retried = Signal(list)  # outbox ids now queued again
     message_loaded = Signal(object)  # MessageView
     path_loaded = Signal(object)  # PathView | None
@@ -244,15 +256,53 @@ class Controller(QObject):
         self.signups_in_flight += 1
         self.runner.submit(job, done, failed)
 
-    def activate(self, token_or_link: str) -> None:
-        """Activate with a token or a whole activation link."""
+    def activate(self, token_or_link: str, note: str = "") -> None:
+        """Activate with a token or a whole activation link; `note` prefixes the answer."""
         engine = self.engine
 
         def done(result: Any) -> None:
             self.activated.emit(result)
+            self.info.emit(f"{note}{result.message}")
             self.changed_app.emit()
 
         self.runner.submit(lambda: engine.activate(token_or_link), done, self._fail("Activation"))
+
+    def find_activation_link(self, user_id: int) -> None:
+        """Look up the link in the user's latest captured activation email (off the GUI thread).
+
+        The engine keeps only a hash of each token, so the link is read where a person
+        would read it: in the email the catcher captured. Emits `activation_link_found`.
+        """
+        engine, store = self.engine, self.store
+
+        def job() -> str:
+            path = engine.get_signup_path(user_id)
+            if path is None:
+                return ""
+            for item in reversed(path.outbox):
+                if item.kind != "activation" or not item.message_id:
+                    continue
+                for message in reversed(tuple(store.find_by_message_id(item.message_id))):
+                    raw = store.get_raw(message.id)
+                    link = find_activation_link(parse_message(raw).text or "") if raw else ""
+                    if link:
+                        return link
+            return ""
+
+        self.queries.submit(job, lambda link: self.activation_link_found.emit(user_id, link),
+                            self._fail("Activation link"))
+
+    def resend(self, email: str) -> None:
+        """Queue a fresh activation email for this address (the engine rate-limits it)."""
+        engine = self.engine
+
+        def done(result: Any) -> None:
+            queued = (f"email #{result.outbox_id} queued" if result.outbox_id is not None
+                      else "no email queued (the address is not pending)")
+            self.info.emit(f"Resend to {one_line(result.email, 200)}: {queued}.")
+            self.changed_app.emit()
+
+        self.runner.submit(lambda: engine.resend(email), done, self._fail("Resend"))
 
     def load_path(self, user_id: int | None) -> None:
         """Load one user's sign-up path with its captured messages (None: clear)."""

@@ -11,8 +11,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QShowEvent
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, QUrl, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QKeySequence,
+    QShortcut,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QMainWindow,
@@ -69,6 +76,8 @@ class MainWindow(QMainWindow):
         self.services = services
         self.settings_store = settings_store or QSettings("Mailroom", "Mailroom")
         self.setWindowTitle("Mailroom")
+        # How links leave the window: the system browser. Returns False when none opened.
+        self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
         # Two pools: queries keep the window live; commands (a sign-up that sends inline
         # to a slow server) may take seconds and must not hold the queries up.
         self.runner = TaskRunner(self)
@@ -158,12 +167,15 @@ class MainWindow(QMainWindow):
         r.bulk_requested.connect(c.register_many)
         r.user_selected.connect(lambda _: self._path.request())
         r.path_view.open_message_requested.connect(self.open_message)
+        r.open_activation_requested.connect(c.find_activation_link)
+        r.resend_requested.connect(c.resend)
+        c.activation_link_found.connect(self._open_activation_link)
+        i.preview.link_open_failed.connect(self._on_link_open_failed)
         c.registered.connect(self._on_registered)
         c.register_failed.connect(r.show_register_failed)
         c.bulk_progress.connect(r.show_bulk_progress)
         c.bulk_finished.connect(r.show_bulk_finished)
         c.signup_timed.connect(self._on_signup_timed)
-        c.activated.connect(lambda res: self.statusBar().showMessage(res.message, 8000))
         o.retry_requested.connect(c.retry)
         o.retry_failed_requested.connect(c.retry_failed)
         o.outbox_selected.connect(lambda _: self._attempts.request())
@@ -371,6 +383,24 @@ class MainWindow(QMainWindow):
             self.inbox.apply_search()
         self.tabs.setCurrentIndex(self.TAB_INBOX)
         self.inbox.open_message(message_id)
+
+    def _open_activation_link(self, user_id: int, link: str) -> None:
+        """Open a user's activation link in the browser; activate here if none opens."""
+        if not link:
+            self.statusBar().showMessage(
+                f"User #{user_id}: no captured activation email with a link (sent to another "
+                "server, deleted, or not sent yet); Resend queues a new one", 15000)
+            return
+        if self.open_url(QUrl(link)):
+            self.statusBar().showMessage(f"Opened the activation link of user #{user_id} in "
+                                         "the browser", 8000)
+        else:
+            self.controller.activate(
+                link, note="No browser could be opened; activated through the engine: ")
+
+    def _on_link_open_failed(self, url: str) -> None:
+        self.statusBar().showMessage(
+            f"Could not open a browser for {url}: copy the link from the Text tab", 15000)
 
     def on_find(self) -> None:
         self.tabs.setCurrentIndex(self.TAB_INBOX)

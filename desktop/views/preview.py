@@ -13,6 +13,7 @@ anchors), never by parsing the mail as markup.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -166,8 +167,7 @@ class SafePage(QWebEnginePage):
             "https",
             "mailto",
         ):
-            self.link_opened.emit(url)
-            QDesktopServices.openUrl(url)
+            self.link_opened.emit(url)  # the preview opens it (and says so if it cannot)
         return False
 
 
@@ -215,6 +215,7 @@ class HtmlPreview(QWidget):
     """
 
     load_finished = Signal(bool)
+    link_clicked = Signal(QUrl)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -252,6 +253,7 @@ class HtmlPreview(QWidget):
         self.page = SafePage(self.profile, self.view)
         self.view.setPage(self.page)
         self.page.loadFinished.connect(self.load_finished)
+        self.page.link_opened.connect(self.link_clicked)
         self._layout.replaceWidget(self._placeholder, self.view)
         self._placeholder.hide()
         return self.page
@@ -289,6 +291,8 @@ class HtmlPreview(QWidget):
 class LinkedTextView(QTextBrowser):
     """Plain text shown as text, with URLs as clickable anchors opening in the browser."""
 
+    link_clicked = Signal(QUrl)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setOpenLinks(False)
@@ -318,7 +322,7 @@ class LinkedTextView(QTextBrowser):
     @Slot(QUrl)
     def on_anchor_clicked(self, url: QUrl) -> None:
         if url.scheme() in ("http", "https", "mailto"):
-            QDesktopServices.openUrl(url)
+            self.link_clicked.emit(url)
 
 
 def _mono_editor(parent: QWidget) -> QPlainTextEdit:
@@ -333,11 +337,14 @@ class MessagePreview(QWidget):
     """Header summary, tabs, and the actions on the message shown."""
 
     save_eml_requested = Signal()
+    link_open_failed = Signal(str)  # a clicked link the system browser did not take
     TAB_HTML, TAB_TEXT, TAB_HEADERS, TAB_RAW, TAB_ATTACHMENTS = range(5)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.message: MessageView | None = None
+        # How links leave the window: the system browser. Returns False when none opened.
+        self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
         self.subject_label = plain_label("", self)
         font = QFont(self.subject_label.font())
         font.setBold(True)
@@ -373,6 +380,8 @@ class MessagePreview(QWidget):
         row.addStretch(1)
         row.addWidget(self.save_attachment_button)
         att_layout.addLayout(row)
+        self.html.link_clicked.connect(self.open_link)
+        self.text.link_clicked.connect(self.open_link)
         self.tabs.addTab(self.html, "HTML")
         self.tabs.addTab(self.text, "Text")
         self.tabs.addTab(self.headers, "Headers")
@@ -445,6 +454,12 @@ class MessagePreview(QWidget):
         current = self.tabs.currentIndex()
         if current == self.TAB_HTML and not parsed.html:
             self.tabs.setCurrentIndex(self.TAB_TEXT)
+
+    @Slot(QUrl)
+    def open_link(self, url: QUrl) -> None:
+        """Open a clicked link in the system browser; say so in the window if that fails."""
+        if not self.open_url(url):
+            self.link_open_failed.emit(url.toString())
 
     # Saving ------------------------------------------------------------------------------
     def save_eml_to(self, path: Path) -> None:

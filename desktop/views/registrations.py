@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QSpinBox,
@@ -79,6 +80,8 @@ class RegistrationsView(QWidget):
     register_requested = Signal(str, str, str, str)  # email, password, name, mode
     bulk_requested = Signal(int, str)  # count, mode
     user_selected = Signal(object)  # user id or None
+    open_activation_requested = Signal(int)  # user id
+    resend_requested = Signal(str)  # address
 
     def __init__(self, model: UsersModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,9 +148,13 @@ class RegistrationsView(QWidget):
                                 object_name="users_table")
         set_column_widths(self.table, {0: 3, 2: 12, 3: 7, 4: 8, 5: 9, 6: 8})
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.model.modelReset.connect(self.restore_selection)
         self.model.page_loaded.connect(lambda _: self.restore_selection())
         self.path_view = SignupPathView(self)
+        self.path_view.open_activation_requested.connect(self.open_activation_requested)
+        self.path_view.resend_requested.connect(self.resend_requested)
         chart_box = QWidget(self)
         self.chart = LiveChart(chart_box)
         self.chart_without_hashing = QCheckBox("Without password hashing", chart_box)
@@ -256,6 +263,28 @@ class RegistrationsView(QWidget):
             text += f"; {result.failed} failed: {one_line(result.first_error, 200)}"
         self.result_label.setStyleSheet("")
         self.result_label.setText(text)
+
+    def user_menu(self, user: Any) -> QMenu:
+        """The context menu of one user: open the activation link, resend the email."""
+        menu = QMenu(self)
+        pending = str(user.status) == "pending"
+        open_link = menu.addAction("Open activation link")
+        open_link.setEnabled(pending)
+        open_link.triggered.connect(
+            lambda _=False, uid=int(user.id): self.open_activation_requested.emit(uid))
+        resend = menu.addAction("Resend activation email")
+        resend.setEnabled(pending)
+        resend.triggered.connect(
+            lambda _=False, email=str(user.email): self.resend_requested.emit(email))
+        return menu
+
+    def _on_context_menu(self, pos: QPoint) -> None:
+        index = self.table.indexAt(pos)
+        user = self.model.row_at(index.row()) if index.isValid() else None
+        if user is not None:
+            menu = self.user_menu(user)
+            menu.exec(self.table.viewport().mapToGlobal(pos))
+            menu.deleteLater()
 
     # Selection -------------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QFont
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QHeaderView,
     QPushButton,
     QTreeWidget,
@@ -44,6 +45,8 @@ class SignupPathView(QWidget):
     """Shows a `PathView` (from the controller) as a tree; asks to open captured messages."""
 
     open_message_requested = Signal(int)
+    open_activation_requested = Signal(int)  # user id
+    resend_requested = Signal(str)  # the user's address
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -64,12 +67,30 @@ class SignupPathView(QWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
         self.tree.itemDoubleClicked.connect(self._on_double_clicked)
+        self.open_link_button = QPushButton("Open activation link", self)
+        self.open_link_button.setObjectName("open_activation_button")
+        self.open_link_button.setToolTip(
+            "Open the link of the captured activation email in the browser (activates here "
+            "if no browser opens)")
+        self.open_link_button.clicked.connect(self._on_open_link)
+        self.resend_button = QPushButton("Resend activation email", self)
+        self.resend_button.setObjectName("resend_button")
+        self.resend_button.setToolTip("Queue a fresh activation email (rate-limited)")
+        self.resend_button.clicked.connect(self._on_resend)
+        actions = QHBoxLayout()
+        actions.setContentsMargins(0, 0, 0, 0)
+        actions.addWidget(self.open_link_button)
+        actions.addWidget(self.resend_button)
+        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.title)
+        layout.addLayout(actions)
         layout.addWidget(self.tree, 1)
         self.user_id: int | None = None
+        self.user_email = ""
         self.open_buttons: list[QPushButton] = []
+        self._set_actions(None)
 
     def show_path(self, view: Any | None) -> None:
         """Render a PathView (None: nothing selected)."""
@@ -77,11 +98,15 @@ class SignupPathView(QWidget):
         self.open_buttons = []
         if view is None:
             self.user_id = None
+            self.user_email = ""
+            self._set_actions(None)
             self.title.setText("Select a user to see the path of their sign-up.")
             return
         path = view.path
         user = path.user
         self.user_id = int(user.id)
+        self.user_email = str(user.email)
+        self._set_actions(str(user.status))
         self.title.setText(f"Sign-up path of {one_line(user.email, 200)} (user #{user.id})")
 
         # Top-level steps in time order: an activation made before a later notice email
@@ -155,6 +180,19 @@ class SignupPathView(QWidget):
         if item.status == "sent" and not captured:
             self._item(email, "Not in the catcher", "",
                        "sent to another SMTP server, or deleted from the inbox")
+
+    def _set_actions(self, status: str | None) -> None:
+        pending = status == "pending"
+        self.open_link_button.setEnabled(pending)
+        self.resend_button.setEnabled(pending)
+
+    def _on_open_link(self) -> None:
+        if self.user_id is not None:
+            self.open_activation_requested.emit(self.user_id)
+
+    def _on_resend(self) -> None:
+        if self.user_email:
+            self.resend_requested.emit(self.user_email)
 
     def steps(self) -> list[str]:
         """The top-level steps shown (e.g. "Sign-up request", "Email #1 ...", "Activated")."""
