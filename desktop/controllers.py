@@ -347,7 +347,11 @@ class Controller(QObject):
     def _on_retried(self, ids: list[int]) -> None:
         ids = list(ids)
         self.retried.emit(ids)
-        self.info.emit(f"Queued again: {len(ids)} email(s)" if ids else "Nothing to retry")
+        if ids:
+            shown = ", ".join(f"#{i}" for i in ids[:5]) + (" …" if len(ids) > 5 else "")
+            self.info.emit(f"Retried {len(ids)} email(s): {shown}")
+        else:
+            self.info.emit("Nothing to retry: only failed or retrying emails can be retried")
         self.changed_app.emit()
 
     # Inbox -----------------------------------------------------------------------------

@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self.registrations = RegistrationsView(self.users_model, self.tabs)
         self.outbox = OutboxView(self.outbox_model, self.attempts_model, self.tabs)
         self.inbox = InboxView(self.inbox_model, self.tabs)
+        self.inbox.preview.settings_store = self.settings_store
         self.chaos = ChaosView(self.rules_model, self.faults_model, self.tabs)
         self.tabs.addTab(self.registrations, "Registrations")
         self.tabs.addTab(self.outbox, "Outbox")
@@ -407,8 +408,14 @@ class MainWindow(QMainWindow):
         self.inbox.focus_search()
 
     def on_retry_shortcut(self) -> None:
-        if self.tabs.currentIndex() == self.TAB_OUTBOX:
-            self.outbox.on_retry()
+        """Ctrl+R: retry the email selected in the Outbox, visibly, from any tab."""
+        self.tabs.setCurrentIndex(self.TAB_OUTBOX)
+        if self.outbox.retry_button.isEnabled():
+            self.outbox.retry_button.animateClick()  # pressed on screen, then clicked
+        else:
+            self.statusBar().showMessage(
+                "Ctrl+R retries the failed or retrying email selected in the Outbox: "
+                "select one first", 8000)
 
     def on_clear_inbox(self) -> None:
         answer = QMessageBox.question(

@@ -9,6 +9,10 @@ from desktop.models.outbox import AttemptsModel, OutboxModel
 from desktop.views.widgets import make_table, plain_label, set_column_widths
 
 STATUSES = ("queued", "sending", "retrying", "sent", "failed")
+RETRYABLE = ("failed", "retrying")
+RETRY_TIP = ("Retry the selected email(s) (Ctrl+R): a failed one is queued again with a fresh "
+             "budget of attempts; a retrying one is sent now instead of at its next attempt "
+             "time (its attempts and budget are kept)")
 
 
 class OutboxView(QWidget):
@@ -34,7 +38,7 @@ class OutboxView(QWidget):
         )
         self.retry_button = QPushButton("Retry", self)
         self.retry_button.setObjectName("retry_button")
-        self.retry_button.setToolTip("Queue the selected failed email(s) again (Ctrl+R)")
+        self.retry_button.setToolTip(RETRY_TIP)
         self.retry_button.clicked.connect(self.on_retry)
         self.retry_all_button = QPushButton("Retry all failed", self)
         self.retry_all_button.setObjectName("retry_all_button")
@@ -126,7 +130,7 @@ class OutboxView(QWidget):
 
     def _update_buttons(self) -> None:
         rows = [self.model.row_at(i.row()) for i in self.table.selectionModel().selectedRows()]
-        self.retry_button.setEnabled(any(r is not None and r.status == "failed" for r in rows))
+        self.retry_button.setEnabled(any(r is not None and r.status in RETRYABLE for r in rows))
 
     def show_failed_count(self, count: int) -> None:
         """How many emails are failed in all (not only those listed)."""

@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, Qt, QUrl, Signal, Slot
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QIODevice,
+    QObject,
+    QSettings,
+    QStandardPaths,
+    Qt,
+    QUrl,
+    Signal,
+    Slot,
+)
 from PySide6.QtGui import QDesktopServices, QFont, QFontDatabase, QTextCharFormat, QTextCursor
 from PySide6.QtWebEngineCore import (
     QWebEnginePage,
@@ -52,6 +63,7 @@ PAGE_SCHEME = "mailroom-msg"
 CID_SCHEME = "cid"
 # Schemes the page may load without a click: its own, its inline parts, and inline data.
 LOCAL_SCHEMES = frozenset({PAGE_SCHEME, CID_SCHEME, "data", "blob", "about"})
+SAVE_FOLDER_KEY = "save_folder"
 TEXT_LIMIT = 2 * 1024 * 1024  # characters shown in the Text and Raw tabs
 CSP = (
     "<meta http-equiv=\"Content-Security-Policy\" "
@@ -345,6 +357,7 @@ class MessagePreview(QWidget):
         self.message: MessageView | None = None
         # How links leave the window: the system browser. Returns False when none opened.
         self.open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl
+        self.settings_store: QSettings | None = None  # where Save remembers its folder
         self.subject_label = plain_label("", self)
         font = QFont(self.subject_label.font())
         font.setBold(True)
@@ -441,6 +454,10 @@ class MessagePreview(QWidget):
             self.html.clear()
             self.tabs.setTabEnabled(self.TAB_HTML, False)
         text = parsed.text or ""
+        if not text and parsed.html:
+            text = "(no text part: this message has only HTML; see the HTML tab)"
+        elif not text:
+            text = "(no text part)"
         self.text.set_text(text[:TEXT_LIMIT])
         self.headers.setPlainText(
             "\n".join(f"{h.name}: {make_visible(h.value)}" for h in parsed.headers)
@@ -482,14 +499,39 @@ class MessagePreview(QWidget):
         """The name offered when saving an attachment: decoded, then made safe."""
         return safe_filename(attachment.filename or f"attachment-{attachment.index}")
 
+    def save_folder(self) -> Path:
+        """Where a Save dialog opens: the last folder saved to, else Downloads, else home."""
+        if self.settings_store is not None:
+            last = str(self.settings_store.value(SAVE_FOLDER_KEY, "") or "")
+            if last and Path(last).is_dir():
+                return Path(last)
+        downloads = QStandardPaths.writableLocation(
+            QStandardPaths.StandardLocation.DownloadLocation)
+        if downloads and Path(downloads).is_dir():
+            return Path(downloads)
+        return Path.home()
+
+    def remember_save_folder(self, saved_to: Path) -> None:
+        """The next Save dialog opens where this file went."""
+        if self.settings_store is not None:
+            self.settings_store.setValue(SAVE_FOLDER_KEY, str(Path(saved_to).parent))
+
+    def _ask_save_path(self, title: str, name: str, filters: str = "") -> Path | None:
+        path, _ = QFileDialog.getSaveFileName(self, title, str(self.save_folder() / name),
+                                              filters)
+        if not path:
+            return None
+        self.remember_save_folder(Path(path))
+        return Path(path)
+
     @Slot()
     def on_save_eml(self) -> None:
         if self.message is None:
             return
         name = safe_filename(f"message-{self.message.id}.eml")
-        path, _ = QFileDialog.getSaveFileName(self, "Save message", name, "Email (*.eml)")
-        if path:
-            self.save_eml_to(Path(path))
+        path = self._ask_save_path("Save message", name, "Email (*.eml)")
+        if path is not None:
+            self.save_eml_to(path)
 
     @Slot()
     def on_save_attachment(self) -> None:
@@ -497,8 +539,7 @@ class MessagePreview(QWidget):
         attachment = self.attachments_model.row_at(rows[0].row()) if rows else None
         if attachment is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save attachment",
-                                              self.attachment_file_name(attachment))
-        if path:
-            self.save_attachment_to(attachment.index, Path(path))
+        path = self._ask_save_path("Save attachment", self.attachment_file_name(attachment))
+        if path is not None:
+            self.save_attachment_to(attachment.index, path)
 
