@@ -1037,6 +1037,22 @@ def _strip_comments(value: str) -> tuple[str, str]:
     return "".join(kept), " ".join("".join(comments).split())
 
 
+def _last_unquoted(text: str, char: str) -> int:
+    """The index of the last `char` outside "quoted strings" in text, or -1."""
+    found = -1
+    quoted = escaped = False
+    for i, c in enumerate(text):
+        if escaped:
+            escaped = False
+        elif c == "\\" and quoted:
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == char and not quoted:
+            found = i
+    return found
+
+
 def _unquote_phrase(phrase: str) -> str:
     out: list[str] = []
     escaped = False
@@ -1059,7 +1075,11 @@ def _one_address(item: str, notes: list[str]) -> list[str]:
     if "@" not in text and "<" not in text:
         return [decode_words(" ".join(text.split()), notes)]  # a name with no address
     if "<" in text:
-        phrase, _sep, rest = text.partition("<")
+        # The address is in the last <...> outside quotes: a quoted name may hold "<".
+        start = _last_unquoted(text, "<")
+        if start < 0:
+            start = text.index("<")
+        phrase, rest = text[:start], text[start + 1:]
         address = re.sub(r"\s+", "", rest.split(">", 1)[0])
         address = re.sub(r"^(?:@[^:,]*,?)+:", "", address)  # an obsolete source route
         name = decode_words(_unquote_phrase(phrase), notes).strip()

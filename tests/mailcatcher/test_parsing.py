@@ -150,6 +150,13 @@ def test_addresses_are_decoded_and_split() -> None:
     assert parsed.cc == ("a@example.com", "b@example.com", "Carl <c@example.com>")
 
 
+def test_angle_bracket_inside_a_quoted_display_name_stays_in_the_name() -> None:
+    """A '<' inside a quoted name is part of the name; the address is the last <...>."""
+    raw = mail('To: "Zoë <b>Bold</b>" <zoe@example.com>, "a \\" <b" <b@example.com>')
+    assert parse_message(raw).to == ("Zoë <b>Bold</b> <zoe@example.com>",
+                                     'a " <b <b@example.com>')
+
+
 def test_encoded_word_inside_quotes_in_display_name_is_decoded() -> None:
     """A display name written as a quoted encoded word is decoded anyway."""
     raw = mail('From: "=?utf-8?b?w4lsb2k=?=" <e@example.com>')
