@@ -188,11 +188,12 @@ def _split_by_regex(
 
 _PIECES = st.sampled_from(
     [b"--b", b"--bb", b"--b--", b"--b-", b"\n", b"\r\n", b"\r", b" ", b"\t", b"-", b"x", b"b",
-     b"--", b".", b"--b \r\n", b"--b--\r\n", b"\n--b\n"]
+     b"--", b".", b"--b \r\n", b"--b--\r\n", b"\n--b\n", b"\n--b\t\n", b"--b \t\r\n",
+     b"\r\n--b--\t", b"\n--b-x\n", b"\n--b \rx"]
 )
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(_PIECES, max_size=24).map(b"".join), st.data())
 def test_split_multipart_agrees_with_the_regex_splitter(buf: bytes, data: st.DataObject) -> None:
     """For any bytes and range, the find-based splitter returns the regex splitter's spans."""
@@ -201,4 +202,17 @@ def test_split_multipart_agrees_with_the_regex_splitter(buf: bytes, data: st.Dat
     for boundary in (b"b", b"bb", b"b.b"):
         assert parsing._split_multipart(buf, start, end, boundary) == _split_by_regex(
             buf, start, end, boundary
+        )
+
+
+@pytest.mark.parametrize(
+    "buf",
+    [b"--b\t\r\nA\r\n--b \t\r\nB\r\n--b--\t\r\n", b"pre\n--b\nA\n--b\t-\nB\n--b---  \r",
+     b"--b\r\n\r\n--bb\r\n--b\r\r\n--b--", b"\n--b\n--b\n\n--b--x\n--b--"],
+)
+def test_split_multipart_agrees_on_delimiter_tails(buf: bytes) -> None:
+    """Blanks, CRs and dashes after a delimiter are read as the regex splitter read them."""
+    for start in range(len(buf)):
+        assert parsing._split_multipart(buf, start, len(buf), b"b") == _split_by_regex(
+            buf, start, len(buf), b"b"
         )
