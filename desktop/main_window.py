@@ -45,6 +45,14 @@ from desktop.watcher import POLL_INTERVAL_MS, ChangeWatcher
 
 FAULTS_LIMIT = 200
 DEFAULT_SIZE = QSize(1280, 820)
+# First-run shares (per cent) of each splitter's two panes.
+PANE_SHARES = {
+    "registrations_list": (50, 50),
+    "inbox": (50, 50),
+    "registrations": (65, 35),
+    "outbox": (65, 35),
+    "chaos": (35, 65),
+}
 STATS_INTERVAL_MS = 1000
 CLASSIFY_DELAY_MS = 1500
 
@@ -471,13 +479,14 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(default_size(self.screen().availableGeometry().size()))
-        self._splitters_restored = True
+        self._panes_to_share: set[str] = set()
         for name, splitter in self._splitters().items():
             state = s.value(f"splitter/{name}")
             if isinstance(state, QByteArray):
                 splitter.restoreState(state)
             else:
-                self._splitters_restored = False
+                self._panes_to_share.add(name)
+        self.tabs.currentChanged.connect(self._share_panes_soon)
         tab = s.value("tab", 0)
         try:
             self.tabs.setCurrentIndex(int(str(tab)))
@@ -507,28 +516,29 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
         super().showEvent(event)
-        if not self._splitters_restored:
-            # The first run: share the panes by the real width (sizes given before the
-            # window had one are not kept). Splitters only; the window is never resized.
-            self._splitters_restored = True
-            QTimer.singleShot(0, self._share_panes)
+        self._share_panes_soon()
+
+    def _share_panes_soon(self, *_: object) -> None:
+        if self._panes_to_share:
+            # After the layout has given the splitters their size; dies with the window.
+            QTimer.singleShot(0, self, self._share_panes)
 
     def _share_panes(self) -> None:
-        shares = {
-            "registrations_list": (45, 55),
-            "inbox": (45, 55),
-            "registrations": (65, 35),
-            "outbox": (65, 35),
-            "chaos": (35, 65),
-        }
+        """On the first run, share each splitter's panes by its real size once it is shown.
+
+        Sizes given before a splitter has its size are not kept, and a tab not yet shown
+        has none: each splitter is shared when its tab first shows. The window itself is
+        never resized.
+        """
         for name, splitter in self._splitters().items():
-            share = shares.get(name)
-            if share is None or self.settings_store.value(f"splitter/{name}") is not None:
+            share = PANE_SHARES.get(name)
+            if name not in self._panes_to_share or share is None or not splitter.isVisible():
                 continue
             total = (splitter.width() if splitter.orientation() == Qt.Orientation.Horizontal
                      else splitter.height())
             if total > 0:
                 splitter.setSizes([total * share[0] // 100, total * share[1] // 100])
+                self._panes_to_share.discard(name)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.save_settings()

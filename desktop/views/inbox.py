@@ -62,7 +62,10 @@ class InboxView(QWidget):
 
         self.table = make_table(model, self, stretch_column=InboxModel.COL_SUBJECT,
                                 multi_select=True, object_name="inbox_table")
-        set_column_widths(self.table, {0: 8, 1: 16, 2: 16, 4: 7, 5: 3, 6: 7})
+        set_column_widths(self.table, {0: 8, 1: 14, 2: 14, 4: 7, 5: 3, 6: 6})
+        # Subject (the column that stretches) right after the time: it stays readable
+        # when the list pane is narrow.
+        self.table.horizontalHeader().moveSection(InboxModel.COL_SUBJECT, 1)
         self.table.selectionModel().currentRowChanged.connect(self._on_current)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.model.modelReset.connect(self.restore_selection)

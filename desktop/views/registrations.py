@@ -27,7 +27,7 @@ from desktop.models.format import fmt_ms, one_line
 from desktop.models.users import UsersModel
 from desktop.views.chart import LiveChart
 from desktop.views.signup_path import SignupPathView
-from desktop.views.widgets import make_table, plain_label, set_column_widths
+from desktop.views.widgets import ResultLine, make_table, set_column_widths
 
 _LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029\x0b\x0c\x85]+")
 
@@ -111,12 +111,9 @@ class RegistrationsView(QWidget):
         self.signup_button.clicked.connect(self.on_signup)
         self.email_edit.returnPressed.connect(self.on_signup)
         self.password_edit.returnPressed.connect(self.on_signup)
-        self.result_label = plain_label("", form_box)
+        # One selectable line (a generated password can be copied); never widens the window.
+        self.result_label = ResultLine(form_box)
         self.result_label.setObjectName("result_label")
-        # A long answer wraps in the space there is; it never widens the window.
-        self.result_label.setWordWrap(True)
-        self.result_label.setSizePolicy(QSizePolicy.Policy.Ignored,
-                                        QSizePolicy.Policy.Preferred)
         self.bulk_spin = QSpinBox(form_box)
         self.bulk_spin.setRange(1, 10000)
         self.bulk_spin.setValue(50)
@@ -146,7 +143,7 @@ class RegistrationsView(QWidget):
         # Users list and path
         self.table = make_table(model, self, stretch_column=UsersModel.COL_EMAIL,
                                 object_name="users_table")
-        set_column_widths(self.table, {0: 3, 2: 12, 3: 7, 4: 8, 5: 9, 6: 8})
+        set_column_widths(self.table, {0: 3, 2: 10, 3: 7, 4: 8, 5: 9, 6: 8})
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._on_context_menu)

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QSizePolicy,
     QTableView,
     QWidget,
@@ -60,6 +61,34 @@ class ElidedLabel(QLabel):
     def is_elided(self) -> bool:
         """True while the text is shown cut."""
         return self.fontMetrics().horizontalAdvance(self.text()) > self.contentsRect().width()
+
+
+class ResultLine(QLineEdit):
+    """A read-only, frameless, selectable line for an answer (e.g. a generated password).
+
+    Unlike a QLabel it never asks for its text's width (the window never grows to fit
+    a long answer) and the text can be selected and copied; it shows the beginning of
+    the text, all of it in the tooltip.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setFrame(False)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setStyleSheet("")
+
+    def setText(self, text: str | None) -> None:  # noqa: N802
+        """Show text from its beginning."""
+        text = text or ""
+        super().setText(text)
+        self.setCursorPosition(0)
+        self.setToolTip(text)
+
+    def setStyleSheet(self, sheet: str) -> None:  # noqa: N802
+        """A style (e.g. a colour) on top of the transparent background."""
+        super().setStyleSheet(f"QLineEdit {{ background: transparent; {sheet.rstrip(';')} }}"
+                              if sheet else "QLineEdit { background: transparent; }")
 
 
 def make_table(
