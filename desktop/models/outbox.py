@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt
 
-from desktop.models.base import ALIGN, DISPLAY, FOREGROUND, TOOLTIP, RowsModel
+from desktop.models.base import ALIGN, FOREGROUND, TOOLTIP, RowsModel
 from desktop.models.colors import state_color
 from desktop.models.format import fmt_attempts, fmt_full_time, fmt_ms, fmt_time, one_line
 from desktop.models.paged import PagedTableModel
@@ -45,11 +45,6 @@ class OutboxModel(PagedTableModel):
 
     def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
         return list(self._engine.list_outbox(status=query, limit=limit, offset=offset))
-
-    def cell(self, row: Any, column: int, role: int) -> Any:
-        if role == DISPLAY:
-            return self.display(row, column)
-        return self.cell_data(row, column, role)
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:

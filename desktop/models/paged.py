@@ -61,8 +61,18 @@ class PagedTableModel(QAbstractTableModel):
         raise NotImplementedError
 
     def cell(self, row: Any, column: int, role: int) -> Any:
-        """What one cell shows for a role."""
+        """What one cell shows for a role: display() for text, cell_data() for the rest."""
+        if role == DISPLAY:
+            return self.display(row, column)
+        return self.cell_data(row, column, role)
+
+    def display(self, row: Any, column: int) -> str:
+        """The text of one cell."""
         raise NotImplementedError
+
+    def cell_data(self, row: Any, column: int, role: int) -> Any:
+        """Other roles (tooltip, colour, alignment); None by default."""
+        return None
 
     def key(self, row: Any) -> object:
         """The identity of a row."""

@@ -6,7 +6,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject
 
-from desktop.models.base import DISPLAY, FOREGROUND, TOOLTIP
+from desktop.models.base import FOREGROUND, TOOLTIP
 from desktop.models.colors import state_color
 from desktop.models.format import fmt_full_time, fmt_ms, fmt_time, one_line
 from desktop.models.paged import PagedTableModel
@@ -29,11 +29,6 @@ class UsersModel(PagedTableModel):
 
     def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
         return list(self._engine.list_users(limit=limit, offset=offset))
-
-    def cell(self, row: Any, column: int, role: int) -> Any:
-        if role == DISPLAY:
-            return self.display(row, column)
-        return self.cell_data(row, column, role)
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:
