@@ -13,6 +13,8 @@ serve: setup
 	$(BIN)/mailroom serve
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup $(VENV)/.bench-installed
