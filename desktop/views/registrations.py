@@ -85,6 +85,7 @@ class RegistrationsView(QWidget):
 
     def __init__(self, model: UsersModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._submitted: tuple[str, str, str] | None = None  # the form as last sent
         self.model = model
         # Form
         form_box = QGroupBox("Sign someone up", self)
@@ -210,7 +211,20 @@ class RegistrationsView(QWidget):
         self.signup_button.setEnabled(False)
         self.result_label.setStyleSheet("")
         self.result_label.setText("Signing up…")
+        self._submitted = self._form_values()
         self.register_requested.emit(email, password, name, self.mode)
+
+    def _form_values(self) -> tuple[str, str, str]:
+        return self.email_edit.text(), self.name_edit.text(), self.password_edit.text()
+
+    def _clear_form_if_unchanged(self) -> None:
+        """Empty the form after an answer, unless the user has typed the next one meanwhile
+        (an inline sign-up can take seconds): typed input is never thrown away."""
+        if self._form_values() == self._submitted:
+            self.email_edit.clear()
+            self.name_edit.clear()
+            self.password_edit.clear()
+        self._submitted = None
 
     def on_bulk(self) -> None:
         self.bulk_button.setEnabled(False)
@@ -228,9 +242,7 @@ class RegistrationsView(QWidget):
         self.result_label.setStyleSheet("")
         self.result_label.setText(signup_text(outcome, self._generated_password))
         self._generated_password = ""
-        self.email_edit.clear()
-        self.name_edit.clear()
-        self.password_edit.clear()
+        self._clear_form_if_unchanged()
         self.email_edit.setFocus(Qt.FocusReason.OtherFocusReason)
         result = outcome.result
         if result.user_id is not None:

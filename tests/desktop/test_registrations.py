@@ -95,6 +95,24 @@ def test_a_name_pasted_with_a_line_break_is_sent_on_one_line(
     assert user is not None and user.display_name == "Zoë Smith"
 
 
+def test_what_is_typed_during_a_slow_signup_is_kept(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """Typing the next user while an inline sign-up waits on a slow server loses nothing:
+    the answer clears the form only if it still holds what was sent."""
+    runtime.store.add_chaos_rule(ChaosRule(stage="data", delay_ms=1500))
+    view = window.registrations
+    view.mode_combo.setCurrentIndex(view.mode_combo.findData("sync"))
+    view.email_edit.setText("dave@example.com")
+    view.password_edit.setText(PASSWORD)
+    view.result_label.setText("")
+    qtbot.mouseClick(view.signup_button, Qt.MouseButton.LeftButton)
+    view.email_edit.setText("erin@example.com")  # the next one, typed while waiting
+    qtbot.waitUntil(lambda: view.result_label.text()[:1] in ("✓", "✗"), timeout=LONG)
+    assert view.email_edit.text() == "erin@example.com"
+    assert view.password_edit.text() == PASSWORD
+
+
 def test_chart_without_hashing_plots_the_engine_time_of_own_signups(qtbot: Any) -> None:
     """With "without hashing" on, a sign-up is plotted at total minus hashing; others not at all."""
     from desktop.views.chart import LiveChart
