@@ -10,13 +10,12 @@ listens and the number of messages it holds when it is stopped (SIGTERM or stdin
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from bench.common import run_until_signalled
 
 
 class ListHandler:
@@ -48,15 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     controller, handler = make_controller(args.host, args.port)
     controller.start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print("ready", flush=True)
-    stop.wait()
+    run_until_signalled()
     controller.stop()
     print(f"messages {len(handler.messages)}", flush=True)
     return 0

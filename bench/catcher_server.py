@@ -9,12 +9,10 @@ A process of its own gives it a core of its own, like the bare ceiling server an
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
+from bench.common import run_until_signalled
 from mailcatcher.server import CatcherServer
 from mailcatcher.store import MessageStore
 
@@ -31,15 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     store = MessageStore(args.data_dir / "mail.db", synchronous=args.synchronous)
     server = CatcherServer(store, host=args.host, port=args.port)
     server.start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print("ready", flush=True)
-    stop.wait()
+    run_until_signalled()
     server.stop()
     print(f"messages {store.count_messages()}", flush=True)
     store.close()

@@ -277,3 +277,22 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     return env
+
+
+def run_until_signalled() -> None:
+    """Say "ready" (the benchmark waits for that line), then block until SIGTERM or SIGINT.
+
+    The sink servers run as processes of their own; this is their whole life after start.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print("ready", flush=True)
+    stop.wait()
