@@ -181,6 +181,12 @@ _EDGE_NEWLINES = re.compile(r"^[\r\n]+|[\r\n]+$")
 
 def _unfold(value: str) -> str:
     """A header value with its folding removed (CRLF before white space) and trimmed."""
+    if "\n" not in value and "\r" not in value:
+        return value.strip(" \t")
+    return _unfold_scan(value)
+
+
+def _unfold_scan(value: str) -> str:
     value = _FOLD.sub("", value)
     value = _EDGE_NEWLINES.sub("", value)
     return value.strip(" \t")
@@ -213,6 +219,12 @@ def decode_words(value: str, notes: list[str] | None = None) -> str:
     dropped; consecutive words in the same charset are joined as bytes first.
     Raw 8-bit bytes outside encoded words are read as UTF-8, else windows-1252.
     """
+    if "=?" not in value:  # no encoded word: what the scan would give
+        return _raw_to_text(value, notes)
+    return _decode_words_scan(value, notes)
+
+
+def _decode_words_scan(value: str, notes: list[str] | None) -> str:
     pieces: list[str] = []
     pending: list[bytes] = []
     pending_charset: str | None = None
@@ -722,12 +734,21 @@ def _split_params(value: str) -> list[tuple[str, str]]:
         if index == 0:
             pairs.append((item.strip(), ""))
         elif sep and name.strip():
-            pairs.append((re.sub(r"\s+", "", name).lower(), val.strip()))
+            pairs.append(("".join(name.split()).lower(), val.strip()))
     return pairs
 
 
 def _split_quoted(value: str, items: list[str]) -> None:
     """value split at semicolons outside quoted strings, appended to items."""
+    if "\\" not in value:
+        pieces = value.split('"')
+        if len(pieces) % 2 and not any(";" in quoted for quoted in pieces[1::2]):
+            items.extend(value.split(";"))  # every quote closed, no ";" inside one
+            return
+    _split_quoted_scan(value, items)
+
+
+def _split_quoted_scan(value: str, items: list[str]) -> None:
     current: list[str] = []
     quoted = escaped = False
     for char in value:
@@ -975,6 +996,12 @@ def _inner_subject(inner: _Part) -> str:
 
 def _split_top_level(value: str, separators: str) -> list[str]:
     """value split at separators that are outside quotes, <angle brackets> and (comments)."""
+    if not any(sep in value for sep in separators):
+        return [value]
+    return _split_top_level_scan(value, separators)
+
+
+def _split_top_level_scan(value: str, separators: str) -> list[str]:
     items: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -1009,6 +1036,12 @@ def _split_top_level(value: str, separators: str) -> list[str]:
 
 def _strip_comments(value: str) -> tuple[str, str]:
     """value without its (comments), and the text of the comments."""
+    if "(" not in value:  # no comment can open: the scan would keep every character
+        return value, ""
+    return _strip_comments_scan(value)
+
+
+def _strip_comments_scan(value: str) -> tuple[str, str]:
     kept: list[str] = []
     comments: list[str] = []
     depth = 0

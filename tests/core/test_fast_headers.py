@@ -8,13 +8,13 @@ other case to EmailMessage. Each case is compared here with EmailMessage's own o
 from __future__ import annotations
 
 import string
+from email.headerregistry import Address
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import delivery
 from core.delivery import OutgoingEmail, _header_block, _plain_variable_headers
-from email.headerregistry import Address
 
 ATEXT = string.ascii_letters + string.digits + "!#$%&'*+/=?^_`{|}~-"
 TRICKY_NAMES = [

@@ -3,8 +3,10 @@
 Three shortcuts make ingest cheaper: a plain ``<local@domain>`` in MAIL FROM and RCPT TO
 skips aiosmtpd's header parser, a CatchingSMTP is built from per-class method tables
 instead of aiosmtpd's per-connection ``inspect.getmembers``, and MIME boundaries are
-found with ``bytes.find`` instead of a regular expression compiled per boundary. Each
-is compared here with the code it stands in for.
+found with ``bytes.find`` instead of a regular expression compiled per boundary; and
+the header helpers of the parser (unfolding, encoded words, parameter and address
+splitting, comments) return at once when the text holds nothing for their
+character-by-character scan to do. Each is compared here with the code it stands in for.
 """
 
 from __future__ import annotations
@@ -216,3 +218,43 @@ def test_split_multipart_agrees_on_delimiter_tails(buf: bytes) -> None:
         assert parsing._split_multipart(buf, start, len(buf), b"b") == _split_by_regex(
             buf, start, len(buf), b"b"
         )
+
+
+# The parser's header helpers: each shortcut must give what its scan gives.
+_HEADER_TEXT = st.lists(
+    st.sampled_from(["a", "b", " ", "\t", ";", ",", '"', "\\", "(", ")", "<", ">", "=", "=?",
+                     "?=", "=?utf-8?q?x?=", "\r\n ", "\n", "\r", "é", "\udcff", "@"]),
+    max_size=16,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_HEADER_TEXT)
+def test_header_helper_shortcuts_agree_with_their_scans(value: str) -> None:
+    """For any header text, each helper gives exactly what its full scan gives."""
+    assert parsing._unfold(value) == parsing._unfold_scan(value)
+    fast_notes: list[str] = []
+    scan_notes: list[str] = []
+    assert parsing.decode_words(value, fast_notes) == parsing._decode_words_scan(
+        value, scan_notes)
+    assert fast_notes == scan_notes
+    fast_items: list[str] = []
+    scan_items: list[str] = []
+    parsing._split_quoted(value, fast_items)
+    parsing._split_quoted_scan(value, scan_items)
+    assert fast_items == scan_items
+    for separators in (",", ",;"):
+        assert parsing._split_top_level(value, separators) == parsing._split_top_level_scan(
+            value, separators)
+    assert parsing._strip_comments(value) == parsing._strip_comments_scan(value)
+
+
+def test_header_helper_shortcuts_take_the_common_headers() -> None:
+    """The shortcuts apply to the headers of an ordinary message (not dead branches)."""
+    assert parsing._unfold(" Activate your account ") == "Activate your account"
+    items: list[str] = []
+    parsing._split_quoted('text/plain; charset="utf-8"', items)
+    assert items == ["text/plain", ' charset="utf-8"']
+    assert parsing._split_top_level("Mailroom <noreply@mailroom.localhost>", ",") == [
+        "Mailroom <noreply@mailroom.localhost>"]
+    assert parsing._strip_comments('"A" <a@b>') == ('"A" <a@b>', "")
