@@ -198,9 +198,12 @@ def _mime_part(content_type: str, text: str) -> str:
 # What EmailMessage writes unchanged: a display name of atoms, a dot-atom address with a
 # host name, our own Message-ID form. Anything else takes the EmailMessage path.
 # (No "=" or "?" in a plain name: "=?...?=" would be read as an encoded word.)
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/^_`{|}~-]+)*")
-_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
+_NAME_ATOM = r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]+"
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_PLAIN_NAME = re.compile(rf"{_NAME_ATOM}(?: {_NAME_ATOM})*")
+_PLAIN_LOCAL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*")
+_PLAIN_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _PLAIN_MSGID = re.compile(r"<[A-Za-z0-9._-]+@[A-Za-z0-9.-]+>")
 _FOLD_AT = 78
 
