@@ -320,6 +320,10 @@ class Engine:
         """Attempts newer than after_id, oldest first (works across processes)."""
         return queries.list_attempts_since(self.db, after_id, limit)
 
+    def attempts_after(self, after_id: int) -> tuple[int, int]:
+        """(number of attempts newer than after_id, the newest one's id or after_id)."""
+        return queries.attempts_after(self.db, after_id)
+
     def get_signup_path(self, user_id: int) -> SignupPath | None:
         """User, timing, every outbound email and attempt, activation."""
         return queries.get_signup_path(self.db, user_id, self.settings.token_ttl_seconds)

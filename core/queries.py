@@ -311,6 +311,17 @@ def list_attempts_since(db: Database, after_id: int, limit: int = 500) -> list[A
         return [attempt_view(r, to) for r, to in s.exec(stmt)]
 
 
+def attempts_after(db: Database, after_id: int) -> tuple[int, int]:
+    """(how many attempts have an id above after_id, the highest such id or after_id)."""
+    with db.read() as s:
+        count, last = s.exec(
+            select(func.count(), func.max(DeliveryAttempt.id)).where(
+                col(DeliveryAttempt.id) > after_id
+            )
+        ).one()
+    return int(count), int(last if last is not None else after_id)
+
+
 def get_signup_path(db: Database, user_id: int, token_ttl_seconds: float) -> SignupPath | None:
     """The whole story of one sign-up."""
     with db.read() as s:

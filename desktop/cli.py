@@ -156,20 +156,23 @@ class EventPrinter:
     """Prints one line per captured message, delivery attempt and injected fault.
 
     It reads the databases, so it reports what any process did (a separate
-    `mailroom worker`, the GUI, another program sending to the catcher).
+    `mailroom worker`, the GUI, another program sending to the catcher). In a burst it
+    prints the first `burst` lines of a kind per poll and then one line saying how many
+    more there were, so that a flood of mail stays readable and costs little to log.
     """
 
-    def __init__(self, engine: Any, store: Any, out: TextIO | None = None) -> None:
+    def __init__(self, engine: Any, store: Any, out: TextIO | None = None,
+                 burst: int = 20) -> None:
         self.engine, self.store, self.out = engine, store, out or sys.stdout
-        attempts = engine.list_attempts_since(0, limit=1_000_000)
-        messages = store.list_messages(limit=1)
-        faults = store.list_faults(limit=1_000_000)
-        self.last_attempt = attempts[-1].id if attempts else 0
-        self.last_message = messages[0].id if messages else 0
+        self.burst = burst
+        faults = store.list_faults(limit=1)
+        self.last_attempt = engine.attempts_after(0)[1]
+        self.last_message = store.messages_after(0)[1]
         self.last_fault = max((f.id for f in faults), default=0)
 
     def poll(self) -> None:
-        for a in self.engine.list_attempts_since(self.last_attempt):
+        attempts = self.engine.list_attempts_since(self.last_attempt, limit=self.burst)
+        for a in attempts:
             self.last_attempt = a.id
             code = a.code if a.code is not None else "---"
             to = a.to or "?"
@@ -178,13 +181,22 @@ class EventPrinter:
                 f"attempt  outbox #{a.outbox_id} to {_safe(to)} try {a.number}: {code} "
                 f"{detail} -> {a.outcome} ({a.duration_ms:.0f} ms)"
             )
-        for m in self.store.list_messages_since(self.last_message):
+        if len(attempts) == self.burst:
+            more, self.last_attempt = self.engine.attempts_after(self.last_attempt)
+            if more:
+                self._line(f"attempt  ... and {more} more (`mailroom outbox` lists them)")
+        messages = self.store.list_messages_since(self.last_message, limit=self.burst)
+        for m in messages:
             self.last_message = m.id
             dup = f" [duplicate of #{m.duplicate_of}]" if m.duplicate_of else ""
             self._line(
                 f"captured message #{m.id} from {_safe(m.mail_from) or '<>'} to "
                 f"{_safe(', '.join(m.rcpt_to))}: {_safe(m.subject)!s} ({m.size} bytes){dup}"
             )
+        if len(messages) == self.burst:
+            more, self.last_message = self.store.messages_after(self.last_message)
+            if more:
+                self._line(f"captured ... and {more} more (`mailroom messages` lists them)")
         for f in self.store.list_faults(after_id=self.last_fault):
             self.last_fault = f.id
             self._line(f"fault    {_safe(_describe_fault(f))}")

@@ -457,6 +457,10 @@ class BaseMessageStore(ABC):
         """Messages with an id above after_id, oldest first (for following new arrivals)."""
 
     @abstractmethod
+    def messages_after(self, after_id: int) -> tuple[int, int]:
+        """(how many messages have an id above after_id, the highest such id or after_id)."""
+
+    @abstractmethod
     def get_message(self, message_id: int) -> MessageSummary | None:
         """The summary of one message, or None."""
 
@@ -845,6 +849,13 @@ class MessageStore(BaseMessageStore):
             (int(after_id), int(limit)),
         ).fetchall()
         return [self._summary(r) for r in rows]
+
+    def messages_after(self, after_id: int) -> tuple[int, int]:
+        """(how many messages have an id above after_id, the highest such id or after_id)."""
+        count, last = self._conn().execute(
+            "SELECT count(*), max(id) FROM messages WHERE id > ?", (int(after_id),)
+        ).fetchone()
+        return int(count), int(last if last is not None else after_id)
 
     def get_message(self, message_id: int) -> MessageSummary | None:
         """The summary of one message, or None."""
@@ -1384,6 +1395,12 @@ class MemoryMessageStore(BaseMessageStore):
             self._check()
             ids = sorted(i for i in self._rows if i > after_id)[: max(0, int(limit))]
             return [self._rows[i].summary for i in ids]
+
+    def messages_after(self, after_id: int) -> tuple[int, int]:
+        with self._lock:
+            self._check()
+            newer = [i for i in self._rows if i > after_id]
+            return len(newer), max(newer, default=int(after_id))
 
     def get_message(self, message_id: int) -> MessageSummary | None:
         with self._lock:

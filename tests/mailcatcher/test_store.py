@@ -129,6 +129,16 @@ def test_list_messages_since_follows_new_arrivals(store: BaseMessageStore) -> No
     assert store.list_messages_since(ids[-1]) == []
 
 
+def test_messages_after_counts_the_newer_ones_and_names_the_newest(
+    store: BaseMessageStore,
+) -> None:
+    """messages_after(id) is (how many are newer, the newest id); (0, id) when none is."""
+    ids = [_add(store, _mail(f"m{i}")) for i in range(5)]
+    store.delete_messages([ids[3]])
+    assert store.messages_after(ids[0]) == (3, ids[4])
+    assert store.messages_after(ids[4]) == (0, ids[4])
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
