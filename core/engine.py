@@ -272,9 +272,10 @@ class Engine:
         if last:
             self.sender.close()
 
-    def run_worker(self, workers: int = 2) -> None:
-        """Run a worker in this thread until SIGINT/SIGTERM (the `mailroom worker` process)."""
-        run_blocking(lambda: self.start_worker(workers))
+    def run_worker(self, workers: int = 2, stop: threading.Event | None = None) -> None:
+        """Run a worker in this thread until SIGINT/SIGTERM or stop is set (the `mailroom
+        worker` process)."""
+        run_blocking(lambda: self.start_worker(workers), stop)
 
     # -- read models -------------------------------------------------------------------
 

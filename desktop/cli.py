@@ -225,6 +225,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         run_worker=not args.no_worker,
         workers=args.workers,
         size_limit=args.max_size * 1024 * 1024,
+        worker_process=True,
     )
     stop = threading.Event()
     _install_stop_signals(stop)
@@ -241,11 +242,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"{host}:{port}" + ("" if runtime.catcher_running else " (catcher off)"))
         if http:
             print(f"HTTP (activation links, /api/v1) on http://{http[0]}:{http[1]}")
-        workers = f"{args.workers} worker thread(s)" if runtime.worker_running else "no worker"
+        child = runtime.worker_process
+        workers = (f"{args.workers} worker thread(s) in process {child.pid}" if child
+                   else "no worker")
         print(f"data in {settings.data_dir}; delivery {settings.delivery}; {workers}")
         print("Ctrl-C stops.", flush=True)
         while not stop.wait(0.2):
             printer.poll()
+            news = child.check() if child else None
+            if news:
+                print(f"{datetime.now():%H:%M:%S} {news}", flush=True)
         printer.poll()
     finally:
         print("stopping...", flush=True)
@@ -254,13 +260,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_when_stdin_closes() -> threading.Event:
+    """An event set when standard input reaches its end (the parent closed it, or died)."""
+    event = threading.Event()
+
+    def watch() -> None:
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        event.set()
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+    return event
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     engine = open_engine(args, create=True)
     try:
         s = engine.settings
         print(f"Mailroom worker: {args.workers} thread(s), data in {s.data_dir}, sending to "
               f"{s.smtp_host}:{s.smtp_port}, links to {s.activation_base_url}", flush=True)
-        engine.run_worker(args.workers)
+        stop = _stop_when_stdin_closes() if args.stop_when_stdin_closes else None
+        engine.run_worker(args.workers, stop)
     finally:
         engine.close()
     print("worker stopped.")
@@ -749,6 +772,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("worker", parents=[common, smtp, links, workers],
                        help="run only the queue worker (beside `serve --no-worker` or the window)")
+    # `serve` starts its worker this way, so that the worker ends with it.
+    p.add_argument("--stop-when-stdin-closes", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("register", parents=[common, smtp, links, delivery, jsonf],

@@ -1,7 +1,9 @@
 """Nothing is lost when the process that delivers mail is killed (issue: no lost email).
 
-The real `mailroom serve` runs as a child process and is killed with SIGKILL at random
-moments while it delivers a few hundred activation emails, then started again. In the
+The real `mailroom serve` runs as a child process while it delivers a few hundred
+activation emails; at random moments its worker process (which does the sending) is
+killed with SIGKILL, alone (serve starts another) or together with serve itself (then
+serve is started again). In the
 end every user has exactly one `sent` activation email and at least one captured
 message. A duplicate capture can only come from a kill between the catcher's 250 reply
 and the `sent` write; the test reports how many there were and checks each is marked.
@@ -9,7 +11,10 @@ and the `sent` write; the test reports how many there were and checks each is ma
 
 from __future__ import annotations
 
+import os
 import random
+import re
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,6 +43,16 @@ def _serve(data_dir: Path, smtp: int, http: int) -> MailroomProcess:
     return proc
 
 
+def _worker_pid(serve: MailroomProcess) -> int:
+    """The pid of the newest worker process serve started."""
+    def newest() -> int | None:
+        found = [m.group(1) or m.group(2) for line in serve.lines if (m := re.search(
+            r"in process (\d+)$|worker process (\d+) started", line))]
+        return int(found[-1]) if found else None
+
+    return int(wait_for(newest, timeout=30, what="serve's worker process"))
+
+
 @pytest.mark.slow
 def test_sigkill_during_delivery_loses_no_email(
     data_dir: Path, free_port: Callable[[], int], capsys: pytest.CaptureFixture[str]
@@ -62,9 +77,14 @@ def test_sigkill_during_delivery_loses_no_email(
                 wait_for(lambda b=before: engine.queue_stats().by_status.get("sent", 0) > b,
                          timeout=60, what="delivery progress")
                 time.sleep(rng.uniform(0.0, 0.3))
-                proc.kill()
+                worker = _worker_pid(proc)
+                os.kill(worker, signal.SIGKILL)
                 kills += 1
-                proc = _serve(data_dir, smtp, http)
+                if kills % 2:  # the worker alone: serve notices and starts another
+                    proc.wait_for_line(f"worker process {worker} exited")
+                else:  # the whole product
+                    proc.kill()
+                    proc = _serve(data_dir, smtp, http)
             wait_for(lambda: engine.queue_stats().by_status.get("sent", 0) == USERS,
                      timeout=120, interval=0.2, what="every email sent after the kills")
         finally:

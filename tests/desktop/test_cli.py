@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -108,18 +111,77 @@ def test_serve_without_worker_plus_a_separate_worker_process_delivers(
         assert serve.terminate() == 0, serve.output
 
 
+_WORKER_PID = re.compile(r"in process (\d+)$|worker process (\d+) started")
+
+
+def _worker_pid(serve: MailroomProcess, after: int = 0) -> int:
+    """The pid of serve's worker process, from the newest line after `after` naming one."""
+    def newest() -> int | None:
+        found = [m.group(1) or m.group(2) for line in serve.lines[after:]
+                 if (m := _WORKER_PID.search(line))]
+        return int(found[-1]) if found else None
+
+    return int(wait_for(newest, what="a worker process pid in serve's output"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) counts as gone
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
 def test_serve_stops_cleanly_on_sigterm_and_frees_its_ports(
     data_dir: Path, ports: tuple[int, int]
 ) -> None:
-    """SIGTERM makes `serve` stop its parts, say so, exit 0 and release both ports."""
+    """SIGTERM makes `serve` stop its parts (its worker process too), say so, exit 0 and
+    release both ports."""
     smtp, http = ports
     proc = MailroomProcess(["serve", "--data-dir", str(data_dir), "--smtp-port", str(smtp),
                             "--http-port", str(http)])
     proc.wait_for_line("Ctrl-C stops.")
+    worker = _worker_pid(proc)
     assert port_open("127.0.0.1", smtp) and port_open("127.0.0.1", http)
     assert proc.terminate() == 0
     assert "stopped." in proc.output
     assert not port_open("127.0.0.1", smtp) and not port_open("127.0.0.1", http)
+    assert not _alive(worker)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_the_worker_process_ends_when_serve_is_killed(
+    data_dir: Path, ports: tuple[int, int]
+) -> None:
+    """A `serve` killed outright leaves no worker process behind."""
+    smtp, http = ports
+    proc = MailroomProcess(["serve", "--data-dir", str(data_dir), "--smtp-port", str(smtp),
+                            "--http-port", str(http)])
+    proc.wait_for_line("Ctrl-C stops.")
+    worker = _worker_pid(proc)
+    proc.kill()
+    wait_for(lambda: not _alive(worker), timeout=20, what="the orphaned worker to stop")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_killed_worker_process_is_replaced_and_delivery_goes_on(
+    serve: MailroomProcess, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When serve's worker process dies, serve says so, starts another, and mail flows."""
+    first = _worker_pid(serve)
+    os.kill(first, signal.SIGKILL)
+    serve.wait_for_line(f"worker process {first} exited with code -9")
+    second = _worker_pid(serve, after=next(
+        i for i, line in enumerate(serve.lines) if f"process {first} exited" in line))
+    assert second != first and _alive(second)
+    run_json(capsys, "register", "after@example.com", "--data-dir", str(data_dir))
+    wait_for(lambda: [o["status"] for o in run_json(
+        capsys, "outbox", "--data-dir", str(data_dir))] == ["sent"],
+        what="the email sent by the new worker process")
 
 
 def test_serve_on_a_busy_port_says_so_in_one_line(
