@@ -181,9 +181,12 @@ _EDGE_NEWLINES = re.compile(r"^[\r\n]+|[\r\n]+$")
 
 def _unfold(value: str) -> str:
     """A header value with its folding removed (CRLF before white space) and trimmed."""
-    if "\n" not in value and "\r" not in value:
-        return value.strip(" \t")
-    return _unfold_scan(value)
+    if "\n" in value or "\r" in value:
+        unfolded = value.replace("\r\n ", " ").replace("\r\n\t", "\t")  # the usual folding
+        if "\n" in unfolded or "\r" in unfolded:
+            return _unfold_scan(value)
+        value = unfolded
+    return value.strip(" \t")
 
 
 def _unfold_scan(value: str) -> str:
@@ -430,6 +433,53 @@ def _split_headers(
     spaces inside a name are accepted; a leading mbox ``From `` line is skipped. A
     line that is no header ends the block (it is the first body line).
     """
+    plain = _split_plain_headers(buf, start, end)
+    if plain is not None:
+        return plain
+    return _split_headers_scan(buf, start, end, notes)
+
+
+def _split_plain_headers(
+    buf: bytes, start: int, end: int
+) -> tuple[list[tuple[str, str]], int] | None:
+    """The common case at C speed: CRLF lines, every line a header or a folded
+    continuation, then an empty line. None when anything else occurs (the scan then
+    reads the block line by line, with all of its leniency and notes)."""
+    sep = buf.find(b"\r\n\r\n", start, end)
+    if sep <= start:
+        return None
+    block = buf[start:sep]
+    if block.count(b"\n") != block.count(b"\r\n") or block.startswith(b"From "):
+        return None
+    lines = block.split(b"\r\n")
+    if len(lines) > MAX_HEADERS:
+        return None
+    names: list[str] = []
+    values: list[list[str]] = []
+    for line in lines:
+        if not line.strip(b" \t\r"):
+            return None
+        if line[:1] in (b" ", b"\t"):
+            if not names:
+                return None
+            values[-1].append(_bytes_to_str(line))
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            return None
+        name = _bytes_to_str(line[:colon]).strip(" \t")
+        if not name or not _HEADER_NAME_OK.match(name):
+            return None
+        names.append(name)
+        values.append([_bytes_to_str(line[colon + 1 :])])
+    if len(names) > MAX_HEADERS:
+        return None
+    return [(n, "\r\n".join(v)) for n, v in zip(names, values, strict=True)], sep + 4
+
+
+def _split_headers_scan(
+    buf: bytes, start: int, end: int, notes: list[str]
+) -> tuple[list[tuple[str, str]], int]:
     names: list[str] = []
     values: list[list[str]] = []  # the lines of each value, joined once at the end
     pos = start

@@ -258,3 +258,33 @@ def test_header_helper_shortcuts_take_the_common_headers() -> None:
     assert parsing._split_top_level("Mailroom <noreply@mailroom.localhost>", ",") == [
         "Mailroom <noreply@mailroom.localhost>"]
     assert parsing._strip_comments('"A" <a@b>') == ('"A" <a@b>', "")
+
+
+_HEADER_BLOCK_PIECES = st.sampled_from(
+    [b"Subject: hi", b"To: a@b", b"X-A:1", b"From: x", b"From x", b"Bad line", b" cont",
+     b"\tcont", b"   ", b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"\n\n", b":", b"a b: c", b"\x00",
+     b"\xff", b"Name :v", b" ", b"body"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_HEADER_BLOCK_PIECES, max_size=20).map(b"".join), st.data())
+def test_plain_header_blocks_agree_with_the_scan(buf: bytes, data: st.DataObject) -> None:
+    """For any bytes and range, the plain-block reader gives the scan's headers and body
+    start, or declines."""
+    start = data.draw(st.integers(0, len(buf)))
+    end = data.draw(st.integers(start, len(buf)))
+    plain = parsing._split_plain_headers(buf, start, end)
+    if plain is not None:
+        notes: list[str] = []
+        assert plain == parsing._split_headers_scan(buf, start, end, notes)
+        assert notes == []
+
+
+def test_plain_header_blocks_take_ordinary_mail() -> None:
+    """An ordinary header block, folded Content-Type included, takes the plain path."""
+    raw = (b"From: A <a@b.example>\r\nTo: c@d.example\r\nContent-Type: multipart/mixed;\r\n"
+           b" boundary=\"x\"\r\nSubject: hi\r\n\r\nbody\r\n")
+    plain = parsing._split_plain_headers(raw, 0, len(raw))
+    assert plain is not None and plain[1] == raw.index(b"body")
+    assert [name for name, _ in plain[0]] == ["From", "To", "Content-Type", "Subject"]
