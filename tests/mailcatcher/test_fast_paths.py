@@ -288,3 +288,50 @@ def test_plain_header_blocks_take_ordinary_mail() -> None:
     plain = parsing._split_plain_headers(raw, 0, len(raw))
     assert plain is not None and plain[1] == raw.index(b"body")
     assert [name for name, _ in plain[0]] == ["From", "To", "Content-Type", "Subject"]
+
+
+def _by_lines(stream: bytes, data: Any) -> int:
+    """Feed stream to data a CRLF line at a time; where the reading stopped."""
+    pos = 0
+    while True:
+        end = stream.find(b"\r\n", pos)
+        if end < 0:
+            return -1
+        line, pos = stream[pos : end + 2], end + 2
+        if data.feed_line(line):
+            return pos
+
+
+def _by_blocks(stream: bytes, data: Any) -> int:
+    """Feed stream to data as the block reader does, a block up to each ".\\r\\n"."""
+    pos = 0
+    while True:
+        end = stream.find(b".\r\n", pos)
+        if end < 0:
+            return -1
+        block, pos = stream[pos : end + 3], end + 3
+        if data.feed_block(block):
+            return pos
+
+
+_DATA_PIECES = st.sampled_from(
+    [b"a", b"Hello.", b".", b"..", b"\r\n", b"\n", b"\r", b"\n..", b"\r\n.", b"\r\n..",
+     b"xxxxxxxxxx", b" ", b"\r\n.\r\n", b".\r\n"]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_DATA_PIECES, max_size=30).map(b"".join), st.sampled_from([None, 40]),
+       st.sampled_from([1001, 12]))
+def test_data_read_in_blocks_is_data_read_in_lines(
+    stream: bytes, size_limit: int | None, line_limit: int
+) -> None:
+    """Reading DATA in blocks gives what reading it line by line gives: the same end, the
+    same content, the same refusal, the same count of dots unstuffed after bare LFs."""
+    from mailcatcher.server import _DataLines
+
+    stream += b"\r\n.\r\n"
+    lines, blocks = _DataLines(size_limit, line_limit), _DataLines(size_limit, line_limit)
+    assert _by_blocks(stream, blocks) == _by_lines(stream, lines)
+    assert (blocks.content, blocks.state, blocks.received, blocks.unstuffed_after_bare_lf) == (
+        lines.content, lines.state, lines.received, lines.unstuffed_after_bare_lf)
