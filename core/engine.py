@@ -42,9 +42,9 @@ from core.registration import Registration
 from core.settings import DeliveryMode, Settings
 from core.tokens import activation_link, derive_token, load_or_create_secret
 from core.watch import ChangeWatcher, SqliteChangeWatcher
-from core.worker import Worker, run_blocking
+from core.worker import DEFAULT_WORKERS, Worker, run_blocking
 
-__all__ = ["ChangeWatcher", "Engine", "Worker"]
+__all__ = ["DEFAULT_WORKERS", "ChangeWatcher", "Engine", "Worker"]
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class Engine:
 
     # -- running the queue -------------------------------------------------------------
 
-    def start_worker(self, workers: int = 2) -> Worker:
+    def start_worker(self, workers: int = DEFAULT_WORKERS) -> Worker:
         """Start an embedded consumer (threads) with heartbeat and sweeper; stop it with .stop()."""
         worker = Worker(
             self.queue.huey,
@@ -272,7 +272,9 @@ class Engine:
         if last:
             self.sender.close()
 
-    def run_worker(self, workers: int = 2, stop: threading.Event | None = None) -> None:
+    def run_worker(
+        self, workers: int = DEFAULT_WORKERS, stop: threading.Event | None = None
+    ) -> None:
         """Run a worker in this thread until SIGINT/SIGTERM or stop is set (the `mailroom
         worker` process)."""
         run_blocking(lambda: self.start_worker(workers), stop)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core.settings import DELIVERY_MODES, Settings
-from desktop.runtime import HTTP_URL_FILE
+from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE
 
 OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
 
@@ -734,8 +734,8 @@ def _option_groups(top: bool) -> dict[str, _Parser]:
                             "this data folder's `serve` or window last listened, else "
                             "http://127.0.0.1:8025)")
     workers = _Parser(add_help=False)
-    workers.add_argument("--workers", type=_positive_int, default=default(2), metavar="N",
-                         help="queue worker threads (default 2)")
+    workers.add_argument("--workers", type=_positive_int, default=default(DEFAULT_WORKERS),
+                         metavar="N", help=f"queue worker threads (default {DEFAULT_WORKERS})")
     run = _Parser(add_help=False)
     run.add_argument("--no-worker", action="store_true", default=default(False),
                      help="run no queue worker here (run `mailroom worker` beside it)")

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from core.engine import Engine, Worker
+from core.engine import DEFAULT_WORKERS, Engine, Worker
 from core.settings import Settings
 from desktop.http_server import MailroomHTTPServer
 from mailcatcher.server import CatcherServer
@@ -38,7 +38,7 @@ class RuntimeOptions:
     run_catcher: bool = True
     run_worker: bool = True
     run_http: bool = True
-    workers: int = 2
+    workers: int = DEFAULT_WORKERS
     smtp_bind_host: str | None = None  # default: the engine's smtp_host
     size_limit: int = DEFAULT_SIZE_LIMIT
     catcher_port: int | None = None  # default: the engine's smtp_port
@@ -149,7 +149,7 @@ class Runtime:
         run_catcher: bool = True,
         run_worker: bool = True,
         run_http: bool = True,
-        workers: int = 2,
+        workers: int = DEFAULT_WORKERS,
         smtp_bind_host: str | None = None,
         catcher_port: int | None = None,
         size_limit: int = DEFAULT_SIZE_LIMIT,
