@@ -101,6 +101,12 @@ def _engine(data_dir: Path, smtp_port: int) -> Any:
     return Engine(settings.with_changes(**CHEAP_ARGON2))
 
 
+def _wait_for_worker(engine: Any) -> None:
+    """Until serve's worker process has started and beats (serve answers SMTP before)."""
+    wait_until(lambda: engine.queue_stats().workers_alive > 0, timeout=60,
+               what="serve's worker to start")
+
+
 def _store(data_dir: Path) -> Any:
     from mailcatcher.store import MessageStore
 
@@ -168,6 +174,7 @@ def end_to_end(tmp: Path, users: int, workers: int) -> dict[str, Any]:
     serve.start()
     engine = _engine(data_dir, serve.smtp_port)
     try:
+        _wait_for_worker(engine)
         t0 = time.perf_counter()
         sampler = Sampler(engine, data_dir, t0)
         sampler.start()
@@ -228,6 +235,7 @@ def idle_latency(tmp: Path, samples: int, workers: int, seed: int = 6) -> dict[s
     rng = random.Random(seed)
     latencies: list[float] = []
     try:
+        _wait_for_worker(engine)
         engine.register("warmup@example.com", PASSWORD)
         wait_until(lambda: store.count_messages() >= 1, 30, what="the warm-up email")
         for i in range(samples):
