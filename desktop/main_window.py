@@ -16,6 +16,7 @@ from PySide6.QtGui import (
     QAction,
     QCloseEvent,
     QDesktopServices,
+    QGuiApplication,
     QKeySequence,
     QShortcut,
     QShowEvent,
@@ -33,7 +34,7 @@ from PySide6.QtWidgets import (
 from desktop.controllers import Controller, PathView, Services, error_text
 from desktop.models.chaos import ChaosRulesModel, FaultsModel
 from desktop.models.inbox import InboxModel
-from desktop.models.outbox import AttemptsModel, OutboxModel
+from desktop.models.outbox import AttemptsModel, OutboxModel, attempts_with_current
 from desktop.models.users import UsersModel
 from desktop.tasks import Refresher, TaskRunner
 from desktop.views.chaos import ChaosView
@@ -263,7 +264,9 @@ class MainWindow(QMainWindow):
 
     def _attempts_job(self) -> Any:
         engine, outbox_id = self.services.engine, self.outbox.selected_id
-        return lambda: (outbox_id, engine.list_attempts(outbox_id) if outbox_id else [])
+        if not outbox_id:
+            return lambda: (outbox_id, [], None)
+        return lambda: (outbox_id, engine.list_attempts(outbox_id), engine.get_outbox(outbox_id))
 
     def _path_job(self) -> Any:
         user_id = self.registrations.selected_user_id
@@ -298,13 +301,11 @@ class MainWindow(QMainWindow):
                 at = user.created_at.timestamp()
                 self.registrations.chart.add_signup(float(user.signup_ms), "other", at=at)
 
-    def _apply_attempts(self, result: tuple[int | None, list[Any]]) -> None:
-        outbox_id, attempts = result
+    def _apply_attempts(self, result: tuple[int | None, list[Any], Any]) -> None:
+        outbox_id, attempts, email = result
         if outbox_id != self.outbox.selected_id:
             return
-        self.attempts_model.set_rows(attempts)
-        row = self.outbox_model.row_of(outbox_id)
-        email = self.outbox_model.row_at(row) if row is not None else None
+        self.attempts_model.set_rows(attempts_with_current(attempts, email))
         if email is not None:
             self.outbox.attempts_title.setText(
                 f"Delivery attempts of email #{email.id} to {email.to} ({email.status})")
@@ -401,8 +402,10 @@ class MainWindow(QMainWindow):
                 "server, deleted, or not sent yet); Resend queues a new one", 15000)
             return
         if self.open_url(QUrl(link)):
+            # A desktop can say it opened a link that no browser then shows: keep it at hand.
+            QGuiApplication.clipboard().setText(link)
             self.statusBar().showMessage(f"Opened the activation link of user #{user_id} in "
-                                         "the browser", 8000)
+                                         "the browser (also copied to the clipboard)", 8000)
         else:
             self.controller.activate(
                 link, note="No browser could be opened; activated through the engine: ")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
@@ -84,11 +86,37 @@ class OutboxModel(PagedTableModel):
         return None
 
 
+@dataclass(frozen=True)
+class AttemptInFlight:
+    """The attempt an email in `sending` is making now: kept only once it ends, so the
+    attempts list shows this stand-in meanwhile (the fields an AttemptView shows)."""
+
+    number: int
+    started_at: datetime | None
+    duration_ms: float | None = None
+    code: int | None = None
+    reply: str = "in progress..."
+    error: str | None = None
+    outcome: str = "sending"
+
+
+def attempts_with_current(attempts: list[Any], email: Any) -> list[Any]:
+    """An email's kept attempts, plus the one in flight while it is `sending`."""
+    if email is None or email.status != "sending":
+        return attempts
+    return [*attempts, AttemptInFlight(len(attempts) + 1, email.updated_at)]
+
+
 class AttemptsModel(RowsModel[Any]):
-    """Rows are core `AttemptView`s of one outbound email, first attempt first."""
+    """Rows are core `AttemptView`s of one outbound email, first attempt first (and an
+    `AttemptInFlight` while one is under way)."""
 
     COL_NUMBER, COL_STARTED, COL_DURATION, COL_CODE, COL_REPLY, COL_OUTCOME = range(6)
     HEADERS = ("Attempt", "Started", "Took", "Code", "Reply", "Outcome")
+
+    def key(self, row: Any) -> object:
+        """The attempt's number: the one in flight is replaced in place once it is kept."""
+        return row.number
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_NUMBER:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
+from PySide6.QtGui import QGuiApplication
 
 from tests.desktop.conftest import PASSWORD
 from tests.desktop.test_window import LONG
@@ -34,6 +35,21 @@ def test_open_activation_link_hands_the_captured_link_to_the_browser(
     qtbot.waitUntil(lambda: len(opened) == 1, timeout=LONG)
     assert "/activate/" in opened[0] and opened[0].startswith("http://127.0.0.1:")
     assert runtime.engine.get_user(user_id).status == "pending"
+
+
+def test_an_opened_activation_link_is_also_on_the_clipboard(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """The link handed to the browser is copied too, and the status line says so (a
+    desktop may report success for a browser that never appears)."""
+    pending_user_selected(qtbot, window, runtime, "edsger@example.com")
+    opened: list[str] = []
+    window.open_url = lambda url: opened.append(url.toString()) or True
+    QGuiApplication.clipboard().clear()
+    qtbot.mouseClick(window.registrations.path_view.open_link_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(opened) == 1, timeout=LONG)
+    assert QGuiApplication.clipboard().text() == opened[0]
+    assert "copied to the clipboard" in window.statusBar().currentMessage()
 
 
 def test_without_a_browser_the_window_activates_through_the_engine_and_says_so(

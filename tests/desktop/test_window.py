@@ -97,7 +97,9 @@ def test_failed_email_is_retried_from_the_outbox_and_sent(
         handler.rcpt_reply = None
         qtbot.mouseClick(win.outbox.retry_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: model.row_at(0).status == "sent", timeout=LONG)
-        qtbot.waitUntil(lambda: win.attempts_model.rowCount() == 2, timeout=LONG)
+        # (while it is under way, the second attempt is listed as in progress)
+        qtbot.waitUntil(lambda: win.attempts_model.rowCount() == 2
+                        and win.attempts_model.row_at(1).outcome == "sent", timeout=LONG)
         assert win.attempts_model.row_at(1).code == 250
         assert len(handler.accepted) == 1
     finally:
@@ -388,3 +390,25 @@ def test_html_mail_in_the_inbox_runs_no_script_and_fetches_nothing_until_asked(
         qtbot.mouseClick(html.load_remote_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: remote_server.hits == ["/open.gif"], timeout=LONG)
     assert html.page.title() == "newsletter"
+
+
+def test_an_attempt_under_way_is_listed_until_it_ends(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """While the server takes its time over DATA, the selected email's attempts list shows
+    the attempt in progress; when the server answers, the kept attempt takes its place."""
+    runtime.store.add_chaos_rule(ChaosRule(stage="data", delay_ms=3000))
+    runtime.engine.register("slow@example.com", PASSWORD)
+    window.tabs.setCurrentIndex(window.TAB_OUTBOX)
+    model = window.outbox_model
+    qtbot.waitUntil(lambda: model.rowCount() == 1 and model.row_at(0).status == "sending",
+                    timeout=LONG)
+    window.outbox.table.selectRow(0)
+    attempts = window.attempts_model
+    qtbot.waitUntil(lambda: attempts.rowCount() == 1, timeout=LONG)
+    row = attempts.row_at(0)
+    assert (row.number, row.outcome, row.code) == (1, "sending", None)
+    assert "in progress" in attempts.data(attempts.index(0, attempts.COL_REPLY))
+    qtbot.waitUntil(lambda: attempts.rowCount() == 1 and attempts.row_at(0).outcome == "sent",
+                    timeout=LONG)
+    assert attempts.row_at(0).code == 250

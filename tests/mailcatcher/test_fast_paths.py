@@ -290,27 +290,16 @@ def test_plain_header_blocks_take_ordinary_mail() -> None:
     assert [name for name, _ in plain[0]] == ["From", "To", "Content-Type", "Subject"]
 
 
-def _by_lines(stream: bytes, data: Any) -> int:
-    """Feed stream to data a CRLF line at a time; where the reading stopped."""
+def _read(stream: bytes, separator: bytes, feed: Callable[[bytes], bool]) -> int:
+    """Hand stream to feed a piece at a time, each up to and with the next separator (as
+    StreamReader.readuntil would), until feed says it met the end; where it stopped."""
     pos = 0
     while True:
-        end = stream.find(b"\r\n", pos)
+        end = stream.find(separator, pos)
         if end < 0:
             return -1
-        line, pos = stream[pos : end + 2], end + 2
-        if data.feed_line(line):
-            return pos
-
-
-def _by_blocks(stream: bytes, data: Any) -> int:
-    """Feed stream to data as the block reader does, a block up to each ".\\r\\n"."""
-    pos = 0
-    while True:
-        end = stream.find(b".\r\n", pos)
-        if end < 0:
-            return -1
-        block, pos = stream[pos : end + 3], end + 3
-        if data.feed_block(block):
+        piece, pos = stream[pos : end + len(separator)], end + len(separator)
+        if feed(piece):
             return pos
 
 
@@ -332,6 +321,6 @@ def test_data_read_in_blocks_is_data_read_in_lines(
 
     stream += b"\r\n.\r\n"
     lines, blocks = _DataLines(size_limit, line_limit), _DataLines(size_limit, line_limit)
-    assert _by_blocks(stream, blocks) == _by_lines(stream, lines)
+    assert _read(stream, b".\r\n", blocks.feed_block) == _read(stream, b"\r\n", lines.feed_line)
     assert (blocks.content, blocks.state, blocks.received, blocks.unstuffed_after_bare_lf) == (
         lines.content, lines.state, lines.received, lines.unstuffed_after_bare_lf)
