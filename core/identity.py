@@ -188,8 +188,28 @@ def check_display_name(raw: str | None) -> str:
     return name
 
 
-def check_password(raw: str) -> str:
-    """The password unchanged if acceptable: at least 8 characters, at most 1024."""
+# Passwords of 8 characters or more that lead every published list of leaked passwords.
+_COMMON_PASSWORDS = frozenset("""
+password password1 password12 password123 password1234 passw0rd p@ssw0rd p@ssword
+12345678 123456789 1234567890 12341234 11111111 00000000 87654321 11223344 12121212
+qwertyui qwertyuiop qwerty12 qwerty123 qwerty1234 1q2w3e4r 1q2w3e4r5t 1qaz2wsx zaq12wsx
+qwer1234 asdfghjk asdfghjkl asdf1234 zxcvbnm1 abcd1234 abc12345 abcd12345 aa123456
+iloveyou iloveyou1 sunshine princess football baseball basketball superman batman123
+starwars whatever computer internet trustno1 letmein1 welcome1 welcome123 dragon123
+monkey123 michael1 jennifer jordan23 charlie1 shadow12 master12 mustang1 admin123
+administrator changeme changeme1 default1 secret123 test1234 testtest 1234qwer
+""".split())
+_SEQUENCES = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiop", "asdfghjkl",
+              "zxcvbnm")
+
+
+def check_password(raw: str, email: NormalizedEmail | None = None) -> str:
+    """The password unchanged if acceptable, else ValidationError("password") saying why.
+
+    8 to 1024 characters, and none of what NIST SP 800-63B says to refuse: one of the
+    most common passwords, one character repeated, a run of the alphabet, the digits or
+    a keyboard row, or (given the address) the address or the part before its @.
+    """
     if not isinstance(raw, str):
         raise ValidationError("password", "must be text")
     if len(raw) < MIN_PASSWORD:
@@ -198,4 +218,13 @@ def check_password(raw: str) -> str:
         raise ValidationError("password", f"must be at most {MAX_PASSWORD} characters")
     if "\x00" in raw:
         raise ValidationError("password", "must not contain NUL")
+    folded = raw.casefold()
+    if folded in _COMMON_PASSWORDS:
+        raise ValidationError("password", "is one of the most common passwords; choose another")
+    if len(set(folded)) == 1:
+        raise ValidationError("password", "is one character repeated; choose another")
+    if any(folded in run or folded in run[::-1] for run in _SEQUENCES):
+        raise ValidationError("password", "is a run of letters, digits or keys; choose another")
+    if email is not None and folded in (email.address.casefold(), email.local_part.casefold()):
+        raise ValidationError("password", "must not be the email address; choose another")
     return raw

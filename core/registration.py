@@ -133,7 +133,7 @@ class Registration:
             raise ValidationError("delivery", f"must be one of {', '.join(DELIVERY_MODES)}")
         norm = normalize_email(email)
         name = check_display_name(display_name)
-        check_password(password)
+        check_password(password, norm)
         h0 = time.perf_counter()
         password_hash = self.hasher.hash(password)
         hash_ms = (time.perf_counter() - h0) * 1000.0

@@ -97,7 +97,7 @@ class RegistrationsView(QWidget):
         self.name_edit.setPlaceholderText("Display name (optional)")
         self.password_edit = QLineEdit(form_box)
         self.password_edit.setObjectName("password_edit")
-        self.password_edit.setPlaceholderText("at least 8 characters")
+        self.password_edit.setPlaceholderText("at least 8 characters, not a common one")
         self.generate_button = QPushButton("Generate", form_box)
         self.generate_button.clicked.connect(self.on_generate)
         self.mode_combo = QComboBox(form_box)

@@ -58,7 +58,33 @@ def test_invalid_input_names_the_field_and_writes_nothing(
 
 def test_password_of_exactly_eight_characters_is_accepted(engine: Engine) -> None:
     """Eight characters is the minimum, not one short of it."""
-    assert engine.register("eight@example.com", "12345678").user_id is not None
+    assert engine.register("eight@example.com", "tr0mb0ne").user_id is not None
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("password", "most common"), ("PassWord123", "most common"),
+        ("12345678", "most common"), ("iloveyou", "most common"),
+        ("zzzzzzzzzz", "repeated"), ("9876543210", "run of"), ("abcdefghij", "run of"),
+        ("POIUYTREWQ", "run of"), ("hgfedcba", "run of"),
+        ("ada.lovelace", "email address"), ("Ada.Lovelace@Example.com", "email address"),
+    ],
+)
+def test_guessable_passwords_are_refused_saying_why_and_nothing_is_written(
+    engine: Engine, password: str, why: str
+) -> None:
+    """Common, repeated, sequential and own-address passwords are refused (NIST SP 800-63B),
+    with a reason, before anything is stored."""
+    with pytest.raises(ValidationError) as info:
+        engine.register("ada.lovelace@example.com", password)
+    assert info.value.field == "password" and why in str(info.value)
+    assert _nothing_written(engine)
+
+
+def test_a_long_passphrase_of_common_words_is_accepted(engine: Engine) -> None:
+    """Length is what counts: common words make a fine passphrase, no symbols demanded."""
+    assert engine.register("phrase@example.com", "password monkey dragon").user_id is not None
 
 
 def test_password_is_stored_as_argon2id_hash(engine: Engine) -> None:
