@@ -7,6 +7,8 @@ click to open it) → the activation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -146,40 +148,52 @@ class SignupPathView(QWidget):
         color = state_color(item.status)
         if color is not None:
             email.setForeground(2, QBrush(color))
-        for attempt in attempts:
-            node = self._item(
-                email,
-                f"Attempt {attempt.number}",
-                fmt_full_time(attempt.started_at),
-                f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
-                f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
-            )
-            color = state_color(attempt.outcome)
-            if color is not None:
-                node.setForeground(2, QBrush(color))
+        # Attempts, captures and "Sent" in the order they happened: the catcher stores a
+        # message before its 250, and the worker marks the email sent after it.
+        captured = view.captured.get(item.id, ())
+        events: list[tuple[float, int, Callable[[], object]]] = [
+            (_stamp(a.started_at), 0, partial(self._add_attempt, email, a)) for a in attempts
+        ]
+        events += [(_stamp(m.received_at), 1, partial(self._add_capture, email, m, n))
+                   for n, m in enumerate(captured)]
+        if item.sent_at:
+            events.append((_stamp(item.sent_at), 2, partial(
+                self._item, email, "Sent", fmt_full_time(item.sent_at),
+                f"{_since(user.created_at, item.sent_at)} after the sign-up")))
+        for _, _, add in sorted(events, key=lambda e: (e[0], e[1])):
+            add()
         if item.status in ("queued", "retrying") and item.next_attempt_at:
             self._item(email, "Next attempt", fmt_full_time(item.next_attempt_at), "")
-        if item.sent_at:
-            self._item(email, "Sent", fmt_full_time(item.sent_at),
-                       f"{_since(user.created_at, item.sent_at)} after the sign-up")
-        captured = view.captured.get(item.id, ())
-        for n, message in enumerate(captured):
-            label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
-            node = self._item(email, label, fmt_full_time(message.received_at),
-                              f"message #{message.id} · {one_line(message.subject, 120)}")
-            node.setData(0, MESSAGE_ID_ROLE, int(message.id))
-            button = QPushButton(f"Open #{message.id} in Inbox", self.tree)
-            button.setObjectName(f"open_message_{message.id}")
-            button.clicked.connect(
-                lambda _=False, mid=int(message.id): self.open_message_requested.emit(mid)
-            )
-            self.open_buttons.append(button)
-            holder = QTreeWidgetItem(email, ["", "", ""])
-            holder.setData(0, MESSAGE_ID_ROLE, int(message.id))
-            self.tree.setItemWidget(holder, 2, button)
         if item.status == "sent" and not captured:
             self._item(email, "Not in the catcher", "",
                        "sent to another SMTP server, or deleted from the inbox")
+
+    def _add_attempt(self, email: QTreeWidgetItem, attempt: Any) -> None:
+        node = self._item(
+            email,
+            f"Attempt {attempt.number}",
+            fmt_full_time(attempt.started_at),
+            f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
+            f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
+        )
+        color = state_color(attempt.outcome)
+        if color is not None:
+            node.setForeground(2, QBrush(color))
+
+    def _add_capture(self, email: QTreeWidgetItem, message: Any, n: int) -> None:
+        label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
+        node = self._item(email, label, fmt_full_time(message.received_at),
+                          f"message #{message.id} · {one_line(message.subject, 120)}")
+        node.setData(0, MESSAGE_ID_ROLE, int(message.id))
+        button = QPushButton(f"Open #{message.id} in Inbox", self.tree)
+        button.setObjectName(f"open_message_{message.id}")
+        button.clicked.connect(
+            lambda _=False, mid=int(message.id): self.open_message_requested.emit(mid)
+        )
+        self.open_buttons.append(button)
+        holder = QTreeWidgetItem(email, ["", "", ""])
+        holder.setData(0, MESSAGE_ID_ROLE, int(message.id))
+        self.tree.setItemWidget(holder, 2, button)
 
     def _set_actions(self, status: str | None) -> None:
         pending = status == "pending"

@@ -160,3 +160,38 @@ def test_path_lists_steps_in_time_order(qtbot: Any) -> None:
     view.show_path(PathView(path, {}))
     assert view.steps() == ["Sign-up request", "Email #1 (activation)", "Activated",
                             "Email #2 (signup_notice)"]
+
+
+def test_an_emails_steps_are_listed_as_they_happened(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """Under an email, the attempt, the catcher's capture and "Sent" come in the order of
+    their times (the catcher stores a message before its 250; the worker marks it sent
+    after)."""
+    result = runtime.engine.register("order@example.com", PASSWORD, "Order")
+    user_id = int(result.user_id)
+    qtbot.waitUntil(lambda: window.users_model.row_of(user_id) is not None, timeout=LONG)
+    window.registrations.select_user(user_id)
+    path = window.registrations.path_view
+    qtbot.waitUntil(lambda: path.user_id == user_id and bool(path.open_buttons)
+                    and "Sent" in _email_steps(path), timeout=LONG)
+    steps = _email_steps(path)
+    assert steps == ["Attempt 1", "Captured by the catcher", "Sent"]
+    times = [_email_step_times(path)[s] for s in steps]
+    assert times == sorted(times)
+
+
+def _email_item(path: Any) -> Any:
+    tree = path.tree
+    return next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount())
+                if tree.topLevelItem(i).text(0).startswith("Email #"))
+
+
+def _email_steps(path: Any) -> list[str]:
+    email = _email_item(path)
+    return [email.child(i).text(0) for i in range(email.childCount()) if email.child(i).text(0)]
+
+
+def _email_step_times(path: Any) -> dict[str, str]:
+    email = _email_item(path)
+    return {email.child(i).text(0): email.child(i).text(1) for i in range(email.childCount())}
