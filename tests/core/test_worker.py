@@ -135,10 +135,12 @@ def test_sweeper_recovers_rows_of_a_worker_whose_heartbeat_stopped(engine: Engin
 def test_sweeper_leaves_rows_of_a_live_worker(make_engine: Callable[..., Engine]) -> None:
     """A `sending` row claimed by a worker that still beats is not taken away."""
     live, other = make_engine(), make_engine()
+    # Queued (and its task dropped) before the live worker starts, so that the worker
+    # cannot take the row first; its sweeper leaves a fresh queued row alone (grace).
+    r = other.register("busy@example.com", PASSWORD, delivery="queue")
+    other.queue.flush()
     w = live.start_worker(1)
     try:
-        r = other.register("busy@example.com", PASSWORD, delivery="queue")
-        other.queue.flush()
         assert outbox.claim(other.db, r.outbox_id, 3600.0, claimed_by=live.instance_id)
         time.sleep(3 * other.settings.heartbeat_seconds + 0.2)  # longer than "stale"
         assert other.sweep() == 0
