@@ -150,6 +150,8 @@ def _install_stop_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    if hasattr(signal, "SIGHUP"):  # the terminal closed: stop as cleanly as on Ctrl-C
+        signal.signal(signal.SIGHUP, handler)
 
 
 class EventPrinter:
@@ -315,8 +317,8 @@ def _read_addresses(args: argparse.Namespace) -> list[str]:
     addresses = list(args.emails)
     if args.from_file:
         try:
-            text = Path(args.from_file).read_text(encoding="utf-8") if args.from_file != "-" \
-                else sys.stdin.read()
+            text = Path(args.from_file).read_text(encoding="utf-8-sig") \
+                if args.from_file != "-" else sys.stdin.read().removeprefix("\ufeff")
         except OSError as exc:
             raise UsageError(f"--from-file {args.from_file}: {exc.strerror}") from None
         except UnicodeDecodeError:
@@ -476,7 +478,8 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"retried": retried})
     else:
-        print(f"queued again: {', '.join(map(str, retried)) or 'nothing (no failed email)'}")
+        nothing = "nothing (no failed email)" if args.failed else "nothing"
+        print(f"queued again: {', '.join(map(str, retried)) or nothing}")
     missing = sorted(set(args.ids) - set(retried))
     if missing:
         engine = open_engine(args)
@@ -521,19 +524,25 @@ def cmd_path(args: argparse.Namespace) -> int:
     print(f"{_when(path.created_at)}  sign-up of {_safe(user.email)}, user {user.id}{took}")
     for o in sorted(path.outbox, key=lambda o: o.created_at):
         print(f"{_when(o.created_at)}  outbox #{o.id} {o.kind} to {_safe(o.to)}: queued")
+        # Attempts and captures in the order they happened (a capture comes before the
+        # 250 that ends its attempt's conversation, after the attempt started).
+        lines = []
         for a in path.attempts.get(o.id, []):
             code = a.code if a.code is not None else "---"
-            print(f"{_when(a.started_at)}    attempt {a.number}: {code} "
-                  f"{_safe(a.error or a.reply)} -> {a.outcome} ({a.duration_ms:.0f} ms)")
+            lines.append((a.started_at, f"{_when(a.started_at)}    attempt {a.number}: {code} "
+                          f"{_safe(a.error or a.reply)} -> {a.outcome} "
+                          f"({a.duration_ms:.0f} ms)"))
+        for m in captured[o.id]:
+            dup = f", duplicate of #{m.duplicate_of}" if m.duplicate_of else ""
+            lines.append((m.received_at, f"{_when(m.received_at)}    captured as message "
+                          f"#{m.id}{dup} (mailroom show {m.id})"))
+        for _, line in sorted(lines, key=lambda item: item[0]):
+            print(line)
         if o.status in ("retrying", "queued", "sending"):
             when = f" (next try {_when(o.next_attempt_at)})" if o.next_attempt_at else ""
             print(f"{'':19}    now {o.status}{when}")
         elif o.status == "failed":
             print(f"{'':19}    failed: {_safe(o.last_error or '')}")
-        for m in captured[o.id]:
-            dup = f", duplicate of #{m.duplicate_of}" if m.duplicate_of else ""
-            print(f"{_when(m.received_at)}    captured as message #{m.id}{dup} "
-                  f"(mailroom show {m.id})")
     if path.activated_at:
         via = f" via outbox #{path.activated_via_outbox_id}" \
             if path.activated_via_outbox_id else ""
@@ -704,6 +713,11 @@ def _probability(text: str) -> float:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: `--delay 3` must not quietly mean `--delay-ms 3`.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> Any:  # one line, exit status 2
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 

@@ -267,6 +267,28 @@ def test_bad_flags_exit_2_with_one_line(
         assert len(err.strip().splitlines()) == 1, (argv, err)
 
 
+def test_a_shortened_option_is_refused_not_guessed(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--delay 3` is an error naming the option, not a silent `--delay-ms 3`."""
+    code, _, err = run_cli(capsys, "chaos", "add", "--stage", "data", "--delay", "3",
+                           "--data-dir", str(data_dir))
+    assert code == 2 and "--delay" in err
+    code, out, _ = run_cli(capsys, "chaos", "list", "--data-dir", str(data_dir))
+    assert "wait" not in out  # no rule was added
+
+
+def test_an_address_file_saved_with_a_byte_order_mark_is_read(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UTF-8 file that starts with a BOM (as Notepad saves it) signs its first line up."""
+    listing = tmp_path / "users.txt"
+    listing.write_bytes("\ufeffbom1@example.com\r\nbom2@example.com\r\n".encode())
+    results = run_json(capsys, "register", "--from-file", str(listing),
+                       "--data-dir", str(data_dir))
+    assert [r["email"] for r in results] == ["bom1@example.com", "bom2@example.com"]
+
+
 def test_chaos_rules_added_listed_and_removed_from_the_command_line(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -335,3 +357,5 @@ def test_path_shows_the_whole_sign_up_in_the_terminal(
     code, out, _ = run_cli(capsys, "path", "pathfinder@example.com", "--data-dir", str(data_dir))
     assert code == 0
     assert f"captured as message #{message['id']}" in out and "activated" in out
+    stamps = [line.split("  ")[0] for line in out.splitlines() if line[:1].isdigit()]
+    assert len(stamps) >= 5 and stamps == sorted(stamps)  # in the order things happened
