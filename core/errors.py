@@ -19,6 +19,11 @@ class ValidationError(MailroomError):
         self.message = message
 
 
+class DataFolderError(MailroomError):
+    """A file of the data folder cannot be used as it is; the message names it and says
+    what to do. Nothing has been changed."""
+
+
 class RateLimited(MailroomError):
     """Too many requests of one kind for one user; `retry_after_seconds` says when to try again."""
 

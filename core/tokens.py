@@ -19,8 +19,11 @@ import secrets
 import time
 from pathlib import Path
 
+from core.errors import DataFolderError
+
 SECRET_FILE = "secret.key"
 SECRET_BYTES = 32
+SECRET_WAIT_SECONDS = 2.0  # how long a secret another process is writing may take
 NONCE_BYTES = 16
 
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
@@ -40,11 +43,17 @@ def load_or_create_secret(data_dir: Path) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         # Another process created it first; use theirs once it is written.
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + SECRET_WAIT_SECONDS
         while True:
             data = path.read_bytes()
-            if len(data) >= SECRET_BYTES or time.monotonic() > deadline:
+            if len(data) >= SECRET_BYTES:
                 return data
+            if time.monotonic() > deadline:
+                raise DataFolderError(
+                    f"{path} is damaged ({len(data)} bytes; a key has {SECRET_BYTES}): "
+                    "move it away and Mailroom makes a new one (activation links already "
+                    "sent then stop working)"
+                ) from None
             time.sleep(0.01)
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.errors import DataFolderError
 from core.settings import DELIVERY_MODES, Settings
 from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE
 
@@ -879,7 +880,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"mailroom: {exc}", file=sys.stderr)
         return 2
-    except NotFound as exc:
+    except (NotFound, DataFolderError) as exc:
         print(f"mailroom: {exc}", file=sys.stderr)
         return 1
     except (OSError, sqlite3.Error, OperationalError) as exc:

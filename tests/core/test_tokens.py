@@ -8,6 +8,7 @@ import sqlite3
 import stat
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +183,21 @@ def test_worker_renders_the_same_token_the_row_was_created_for(
     assert match is not None
     wait_until(lambda: engine.get_outbox(r.outbox_id).status == "sent", 5, "sent")  # type: ignore[union-attr]
     assert engine.activate(match.group().decode()).outcome == "activated"
+
+
+@pytest.mark.parametrize("content", [b"", b"short"])
+def test_a_damaged_secret_key_is_refused_by_name_and_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes
+) -> None:
+    """An empty or truncated secret.key is never used as a key: the error names the file
+    and says what to do, and the file is kept for the user to look at."""
+    from core import tokens
+    from core.errors import DataFolderError
+
+    monkeypatch.setattr(tokens, "SECRET_WAIT_SECONDS", 0.05)
+    key = tmp_path / tokens.SECRET_FILE
+    key.write_bytes(content)
+    with pytest.raises(DataFolderError) as info:
+        tokens.load_or_create_secret(tmp_path)
+    assert str(key) in str(info.value) and "move it away" in str(info.value)
+    assert key.read_bytes() == content
