@@ -30,6 +30,9 @@ from mailcatcher.store import MessageStore, MessageSummary, split_address
 
 Route = Callable[["_Handler", re.Match[str]], None]
 
+# The API's request bodies are small JSON documents (ids, a read flag).
+MAX_BODY_BYTES = 1024 * 1024
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -189,14 +192,45 @@ class _Handler(BaseHTTPRequestHandler):
                 try:
                     route(self, match)
                 except _BadRequest as exc:
-                    self.send_error_json(400, str(exc))
+                    self.send_error_json(exc.status, str(exc))
                 except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
                     self.send_error_json(500, f"{type(exc).__name__}: {exc}")
                 return
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)  # unread, it would be taken for the next request
+        self._skip_body()
         self.send_error_json(404, f"no such path: {path}")
+
+    def _body_length(self) -> int:
+        """The declared body length; _BadRequest (400, or 413 over MAX_BODY_BYTES) if unusable.
+
+        A body that is refused is not read: the connection is closed after the answer.
+        """
+        raw = self.headers.get("Content-Length") or "0"
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            raise _BadRequest(f"Content-Length {raw[:40]!r} is not a length")
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise _BadRequest(f"the body is {length} bytes; at most {MAX_BODY_BYTES} are "
+                              "accepted", status=413)
+        return length
+
+    def _skip_body(self) -> None:
+        """Read and drop a body no route wants (else it is taken for the next request)."""
+        try:
+            length = self._body_length()
+        except _BadRequest:
+            return  # the connection closes after the answer
+        if length:
+            self.rfile.read(length)
+
+    def _not_allowed(self) -> None:
+        self._skip_body()
+        self.send_json({"error": f"{self.command} is not supported here; the API answers "
+                                 "GET, HEAD, PUT and DELETE"}, 405)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -215,9 +249,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._dispatch(DELETE_ROUTES)
 
+    def do_POST(self) -> None:  # noqa: N802
+        self._not_allowed()
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._not_allowed()
+
     def _json_body(self) -> Any:
         """The request's JSON body (None when there is none); _BadRequest if unreadable."""
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._body_length()
         body = self.rfile.read(length) if length else b""
         if not body.strip():
             return None
@@ -388,7 +428,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _BadRequest(Exception):
-    """A request the API refuses with 400 and this message."""
+    """A request the API refuses with this message (400 unless status says otherwise)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _version() -> str:

@@ -351,3 +351,40 @@ def test_a_mailpit_style_helper_finds_the_activation_email_by_recipient(runtime:
     status, _, _ = _get(runtime, path)
     user = runtime.engine.find_user("erin@example.com")
     assert status == 200 and user is not None and user.status == "active"
+
+
+def _raw_request(rt: Runtime, method: str, path: str, headers: dict[str, str],
+                 body: bytes = b"") -> tuple[int, Any]:
+    import http.client
+
+    assert rt.http_address is not None
+    conn = http.client.HTTPConnection(*rt.http_address, timeout=10)
+    try:
+        conn.putrequest(method, path)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders(body or None)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_an_oversized_body_is_refused_with_413_unread(runtime: Runtime) -> None:
+    """A Content-Length over the limit gets a JSON 413 at once (nothing is allocated or
+    waited for), and the server goes on answering."""
+    status, data = _raw_request(runtime, "PUT", "/api/v1/messages",
+                                {"Content-Length": "100000000000"})
+    assert status == 413 and "at most" in data["error"]
+    status, data = _raw_request(runtime, "PUT", "/api/v1/messages", {"Content-Length": "-5"})
+    assert status == 400 and "Content-Length" in data["error"]
+    assert _get_json(runtime, "/api/v1/messages")["total"] == 0
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_unsupported_methods_get_a_json_405(runtime: Runtime, method: str) -> None:
+    """POST and PATCH are answered like every other API error: JSON, with a reason."""
+    status, data = _raw_request(runtime, method, "/api/v1/messages",
+                                {"Content-Length": "2", "Content-Type": "application/json"},
+                                b"{}")
+    assert status == 405 and method in data["error"]
