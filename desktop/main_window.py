@@ -118,15 +118,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.chaos, "Chaos")
         self.setCentralWidget(self.tabs)
 
-        # Status bar: addresses and counts, always visible.
+        # Status bar: addresses and counts, which a message (a result, a hint, an error)
+        # covers for its few seconds: permanent widgets would leave it no room at all.
         # Elided labels: a longer count never widens the window, a narrow one cuts nothing.
         self.address_label = ElidedLabel("", self)
         self.counts_label = ElidedLabel("", self)
         self.queue_label = ElidedLabel("", self)
         self.queue_label.setObjectName("status_queue")
-        self.statusBar().addPermanentWidget(self.address_label, 3)
-        self.statusBar().addPermanentWidget(self.counts_label, 4)
-        self.statusBar().addPermanentWidget(self.queue_label, 3)
+        self.statusBar().addWidget(self.address_label, 3)
+        self.statusBar().addWidget(self.counts_label, 4)
+        self.statusBar().addWidget(self.queue_label, 3)
         self._show_addresses()
 
         # State
@@ -429,8 +430,12 @@ class MainWindow(QMainWindow):
                 "select one first", 8000)
 
     def on_clear_inbox(self) -> None:
-        answer = QMessageBox.question(
-            self, "Clear the inbox", f"Delete all {self.inbox_model.total} captured messages?")
+        total = self.services.store.count_messages()  # every message, whatever the search
+        text = f"Delete all {total} captured messages?"
+        if self.inbox_model.search:
+            text += (f"\n\nClear all does not follow the search: {self.inbox_model.total} "
+                     "of them match it, and the others go too.")
+        answer = QMessageBox.question(self, "Clear the inbox", text)
         if answer == QMessageBox.StandardButton.Yes:
             self.inbox.clear_preview()
             self.controller.clear_messages()

@@ -194,6 +194,10 @@ class InboxView(QWidget):
     # Intents ---------------------------------------------------------------------------
     def on_delete(self) -> None:
         ids = self.selected_ids()
+        if len(ids) == 1 and self._selected_id is not None:
+            # One message chosen: delete the one the preview shows. A row can come to hold
+            # another message for a moment while mail streams in (its page is re-read).
+            ids = [self._selected_id]
         if ids:
             rows = [i.row() for i in self.table.selectionModel().selectedRows()]
             if self._selected_id in ids:

@@ -174,11 +174,11 @@ class SafePage(QWebEnginePage):
         url = QUrl(url)
         if url.scheme() == PAGE_SCHEME:
             return True
-        if nav_type == QWebEnginePage.NavigationType.NavigationTypeLinkClicked and url.scheme() in (
-            "http",
-            "https",
-            "mailto",
-        ):
+        # Only a click in the message itself opens the browser: a frame of the message
+        # (an <iframe> loading once remote content is allowed) never does, whatever
+        # Chromium calls its navigation.
+        clicked = nav_type == QWebEnginePage.NavigationType.NavigationTypeLinkClicked
+        if clicked and is_main_frame and url.scheme() in ("http", "https", "mailto"):
             self.link_opened.emit(url)  # the preview opens it (and says so if it cannot)
         return False
 

@@ -93,3 +93,58 @@ def test_escape_in_the_search_box_clears_it_and_counts_read_matches(
     assert edit.text() == ""
     qtbot.waitUntil(lambda: window.inbox_model.search is None
                     and window.inbox_model.total == 3, timeout=LONG)
+
+
+def test_delete_removes_the_previewed_message_even_if_its_row_was_reused(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """Delete with one row selected removes the message the preview shows, never whatever
+    the row holds now (a row can be re-read with other mail while mail streams in)."""
+    fill_inbox(qtbot, window, runtime, ["Older", "Shown"])
+    window.inbox.table.selectRow(0)
+    qtbot.waitUntil(lambda: preview_subject(window) == "Shown", timeout=LONG)
+    shown = window.inbox.selected_id
+    model = window.inbox_model
+    model._pages[0][0], model._pages[0][1] = model._pages[0][1], model._pages[0][0]  # re-read
+    deleted: list[list[int]] = []
+    window.inbox.delete_requested.connect(deleted.append)
+    window.inbox.on_delete()
+    assert deleted == [[shown]]
+
+
+def test_clear_all_under_a_search_says_it_deletes_everything(
+    qtbot: Any, window: Any, runtime: Any, monkeypatch: Any
+) -> None:
+    """With a search active, the question names every message and says the search does not
+    limit Clear all (it deletes them all)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    fill_inbox(qtbot, window, runtime, ["Invoice 1", "Invoice 2", "Lunch"])
+    window.inbox.search_edit.setText("invoice")
+    window.inbox.apply_search()
+    qtbot.waitUntil(lambda: window.inbox_model.total == 2, timeout=LONG)
+    asked: list[str] = []
+
+    def answer(_parent: Any, _title: str, text: str, *args: Any) -> Any:
+        asked.append(text)
+        return QMessageBox.StandardButton.No
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    window.on_clear_inbox()
+    assert asked and asked[0].startswith("Delete all 3 captured messages?")
+    assert "2 of them match" in asked[0]
+    assert runtime.store.count_messages() == 3  # "No" deletes nothing
+
+
+def test_a_status_message_is_not_hidden_behind_the_counts(
+    qtbot: Any, window: Any
+) -> None:
+    """While a message shows in the status bar, the counts step aside for it (they would
+    otherwise take the whole bar and the message would have no room)."""
+    bar = window.statusBar()
+    qtbot.waitUntil(lambda: window.counts_label.isVisible(), timeout=LONG)
+    bar.showMessage("something worth reading", 5000)
+    assert bar.currentMessage() == "something worth reading"
+    assert not window.counts_label.isVisible() and not window.address_label.isVisible()
+    bar.clearMessage()
+    assert window.counts_label.isVisible()

@@ -231,6 +231,9 @@ def test_links_open_in_the_system_browser_not_in_the_preview(
     redirect = QWebEnginePage.NavigationType.NavigationTypeRedirect
     assert page.acceptNavigationRequest(QUrl("http://127.0.0.1:9/"), redirect, True) is False
     assert browser.opened == ["https://example.com/activate?t=1"]  # only clicks open
+    framed = QUrl("https://tracker.example/frame")
+    assert page.acceptNavigationRequest(framed, clicked, False) is False
+    assert browser.opened == ["https://example.com/activate?t=1"]  # never from a frame
     assert page.url().toString() == shown
 
     preview.text.on_anchor_clicked(QUrl("https://example.com/from-text"))
