@@ -616,8 +616,9 @@ class MessageStore(BaseMessageStore):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous
-        self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        # One connection per OS thread id (see core.db.Database for why not threading.local:
+        # a Qt pool thread would get a new one, and a new connection, for every job).
+        self._conns: dict[int, sqlite3.Connection] = {}
         self._conns_lock = threading.Lock()
         self._closed = False
         self._create_schema(self._conn())
@@ -625,7 +626,8 @@ class MessageStore(BaseMessageStore):
     # -- connections -----------------------------------------------------------------
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        ident = threading.get_ident()
+        conn = self._conns.get(ident)
         if conn is not None:
             return conn
         if self._closed:
@@ -637,9 +639,8 @@ class MessageStore(BaseMessageStore):
         conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-        self._local.conn = conn
         with self._conns_lock:
-            self._conns.append(conn)
+            self._conns[ident] = conn
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
@@ -682,8 +683,8 @@ class MessageStore(BaseMessageStore):
         """Close every connection this store opened (in any thread)."""
         self._closed = True
         with self._conns_lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
+            conns, self._conns = self._conns, {}
+        for conn in conns.values():
             try:
                 conn.close()
             except sqlite3.ProgrammingError:
