@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from core.errors import DataFolderError
 from core.settings import DELIVERY_MODES, Settings
-from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE
+from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE, SMTP_ADDRESS_FILE
 
 OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
 
@@ -127,6 +127,17 @@ def build_settings(
             remembered = ""
         if remembered.startswith(("http://", "https://")):
             settings = settings.with_changes(base_url=remembered)
+    smtp_given = any(getattr(args, name, None) is not None for name in ("smtp_host", "smtp_port"))
+    smtp_in_env = any(name in os.environ for name in ("MAILROOM_SMTP_HOST", "MAILROOM_SMTP_PORT"))
+    if not serves_http and not smtp_given and not smtp_in_env:
+        # Mail goes to the catcher this data folder's `serve` or window runs, wherever it
+        # listens, so that `mailroom worker` and `register --delivery sync` reach it.
+        try:
+            host, _, port = (data_dir / SMTP_ADDRESS_FILE).read_text(
+                encoding="utf-8").strip().rpartition(":")
+            settings = settings.with_changes(smtp_host=host, smtp_port=int(port))
+        except (OSError, ValueError):
+            pass
     return settings
 
 
@@ -557,10 +568,13 @@ def cmd_path(args: argparse.Namespace) -> int:
 
 
 def cmd_messages(args: argparse.Namespace) -> int:
+    from mailcatcher.search import parse_search
+
     store = open_store(args)
     try:
-        rows = store.list_messages(limit=args.limit, search=args.search or None)
-        total = store.count_messages(args.search or None) if len(rows) == args.limit else len(rows)
+        query = parse_search(args.search) if args.search else None  # Mailpit's syntax
+        rows = store.list_messages(limit=args.limit, query=query)
+        total = store.count_messages(query=query) if len(rows) == args.limit else len(rows)
     finally:
         store.close()
     if total > len(rows) and not args.json:

@@ -363,7 +363,8 @@ class MainWindow(QMainWindow):
                                                      "failed") if by.get(s))
         inbox = self._inbox_seen_total if self._inbox_seen_total is not None else 0
         self.counts_label.setText(
-            f"{self.users_model.total} users · outbox: {outbox or 'empty'} · {inbox} captured")
+            f"{self.users_model.total} user{'' if self.users_model.total == 1 else 's'} · "
+            f"outbox: {outbox or 'empty'} · {inbox} captured")
 
     def _show_addresses(self) -> None:
         s = self.services

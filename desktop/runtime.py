@@ -25,6 +25,8 @@ DEFAULT_SIZE_LIMIT = 50 * 1024 * 1024
 # Where this data folder's activation links were last answered; read by `mailroom worker`
 # and `mailroom register` so the links they write point at a running HTTP port.
 HTTP_URL_FILE = "http.url"
+# Where this data folder's catcher listens, for the same commands (host:port).
+SMTP_ADDRESS_FILE = "smtp.address"
 
 
 class StartupError(Exception):
@@ -166,6 +168,7 @@ class Runtime:
         self.http: MailroomHTTPServer | None = None
         self.worker: Worker | None = None
         self.worker_process: WorkerProcess | None = None
+        self._remembered: dict[str, str] = {}
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -196,12 +199,15 @@ class Runtime:
                     self.store, host=host, port=port, size_limit=opts.size_limit
                 )
                 self.catcher.start()
+                connect_host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(
+                    host, host)
+                self._remember(SMTP_ADDRESS_FILE, f"{connect_host}:{port}")
             if opts.run_http:
                 host, port = self.settings.http_host, self.settings.http_port
                 _check_port_free("HTTP", host, port)
                 self.http = MailroomHTTPServer(self.engine, self.store, host, port)
                 self.http.start()
-                self._remember_http_url()
+                self._remember(HTTP_URL_FILE, self.settings.activation_base_url)
             if opts.run_worker and opts.worker_process:
                 self.worker_process = WorkerProcess(self.settings, opts.workers)
                 self.worker_process.start()
@@ -211,12 +217,24 @@ class Runtime:
             self.stop()
             raise
 
-    def _remember_http_url(self) -> None:
+    def _remember(self, name: str, value: str) -> None:
+        """Write where a part listens into the data folder, for other commands to find."""
         try:
-            path = self.settings.data_dir / HTTP_URL_FILE
-            path.write_text(self.settings.activation_base_url + "\n", encoding="utf-8")
+            (self.settings.data_dir / name).write_text(value + "\n", encoding="utf-8")
+            self._remembered[name] = value
         except OSError:
-            pass  # other processes then use the default port; nothing else depends on it
+            pass  # other processes then use the defaults; nothing else depends on it
+
+    def _forget(self) -> None:
+        """Remove what this runtime wrote, unless another process has written since."""
+        for name, value in self._remembered.items():
+            path = self.settings.data_dir / name
+            try:
+                if path.read_text(encoding="utf-8").strip() == value:
+                    path.unlink()
+            except OSError:
+                pass
+        self._remembered.clear()
 
     def stop(self) -> None:
         """Stop the parts in reverse order; safe to call twice."""
@@ -232,6 +250,7 @@ class Runtime:
         if self.catcher is not None:
             self.catcher.stop()
             self.catcher = None
+        self._forget()
 
     def close(self) -> None:
         """Stop everything and close the databases."""

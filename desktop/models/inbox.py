@@ -15,6 +15,7 @@ from desktop.models.base import DISPLAY, FONT, FOREGROUND, TOOLTIP
 from desktop.models.format import fmt_full_time, fmt_list, fmt_size, fmt_time, one_line
 from desktop.models.paged import PAGE_SIZE, PagedTableModel
 from desktop.tasks import TaskRunner
+from mailcatcher.search import SearchQuery, parse_search
 
 __all__ = ["PAGE_SIZE", "InboxModel", "MessageSource"]
 
@@ -23,10 +24,10 @@ class MessageSource(Protocol):
     """The part of `mailcatcher.store.MessageStore` the inbox list reads."""
 
     def list_messages(
-        self, *, limit: int = 50, offset: int = 0, search: str | None = None
+        self, *, limit: int = 50, offset: int = 0, query: SearchQuery | None = None
     ) -> list[Any]: ...
 
-    def count_messages(self, search: str | None = None) -> int: ...
+    def count_messages(self, *, query: SearchQuery | None = None) -> int: ...
 
 
 class InboxModel(PagedTableModel):
@@ -60,11 +61,14 @@ class InboxModel(PagedTableModel):
         """Show a changed summary (read flag) at once, without waiting for a refresh."""
         self.update_row(summary)
 
+    # The search box reads Mailpit's syntax (subject:, to:, is:unread, larger:, "a phrase"),
+    # as the HTTP API and `mailroom messages --search` do.
     def fetch_count(self, query: Any) -> int:
-        return self._source.count_messages(search=query)
+        return self._source.count_messages(query=parse_search(query) if query else None)
 
     def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
-        return self._source.list_messages(limit=limit, offset=offset, search=query)
+        return self._source.list_messages(
+            limit=limit, offset=offset, query=parse_search(query) if query else None)
 
     # Cells ---------------------------------------------------------------------------------
     def cell(self, m: Any, column: int, role: int) -> Any:

@@ -254,6 +254,12 @@ class RegistrationsView(QWidget):
         self._generated_password = ""
         self.email_edit.setFocus(Qt.FocusReason.OtherFocusReason)
         self.result_label.setStyleSheet("color: #d9443f")
+        # The engine names its inputs; say them as the form labels them.
+        for field, label in (("display_name: ", "Name: "), ("email: ", "Email: "),
+                             ("password: ", "Password: ")):
+            if message.startswith(field):
+                message = label + message[len(field):]
+                break
         self.result_label.setText(f"✗ {one_line(message, 300)}")
 
     def show_bulk_progress(self, done: int, total: int) -> None:

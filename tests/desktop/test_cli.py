@@ -94,8 +94,8 @@ def test_serve_without_worker_plus_a_separate_worker_process_delivers(
                  "--data-dir", str(data_dir))
         outbox = run_json(capsys, "outbox", "--data-dir", str(data_dir))
         assert {o["status"] for o in outbox} == {"queued"}
-        worker = MailroomProcess(["worker", "--data-dir", str(data_dir),
-                                  "--smtp-port", str(smtp)])
+        # No --smtp-port: the worker finds the catcher this data folder's serve runs.
+        worker = MailroomProcess(["worker", "--data-dir", str(data_dir)])
         wait_for(lambda: {o["status"] for o in run_json(
             capsys, "outbox", "--data-dir", str(data_dir))} == {"sent"},
             what="both emails sent by the separate worker")
@@ -109,6 +109,8 @@ def test_serve_without_worker_plus_a_separate_worker_process_delivers(
         if worker:
             assert worker.terminate() == 0, worker.output
         assert serve.terminate() == 0, serve.output
+    # Once serve has stopped, nothing points other commands at its ports any more.
+    assert not (data_dir / "smtp.address").exists() and not (data_dir / "http.url").exists()
 
 
 _WORKER_PID = re.compile(r"in process (\d+)$|worker process (\d+) started")

@@ -148,3 +148,12 @@ def test_a_status_message_is_not_hidden_behind_the_counts(
     assert not window.counts_label.isVisible() and not window.address_label.isVisible()
     bar.clearMessage()
     assert window.counts_label.isVisible()
+
+
+def test_the_search_box_reads_mailpits_syntax(qtbot: Any, window: Any, runtime: Any) -> None:
+    """`subject:` and a negated word filter the list as they do in the API and Mailpit."""
+    fill_inbox(qtbot, window, runtime, ["Invoice March", "Lunch invoice", "Lunch"])
+    window.inbox.search_edit.setText("subject:invoice -lunch")
+    window.inbox.apply_search()
+    qtbot.waitUntil(lambda: window.inbox_model.total == 1, timeout=LONG)
+    assert window.inbox_model.row_at(0).subject == "Invoice March"

@@ -132,7 +132,7 @@ def test_changes_by_another_writer_show_without_a_click(
     qtbot.waitUntil(lambda: window.users_model.row_of(
         runtime.engine.find_user("alan@example.com").id) is not None, timeout=LONG)
     qtbot.waitUntil(lambda: window.inbox_model.total >= 2, timeout=LONG)  # ours + activation
-    assert "1 users" in window.counts_label.text()
+    assert window.counts_label.text().startswith("1 user ·")  # singular
     # The outside sign-up's response time goes on the chart as "other process".
     chart = window.registrations.chart
     qtbot.waitUntil(lambda: [point[2] for point in chart.signups] == ["other"], timeout=LONG)
@@ -357,8 +357,13 @@ def test_invalid_signup_shows_the_field_and_writes_nothing(
     qtbot.keyClicks(view.password_edit, PASSWORD)
     qtbot.mouseClick(view.signup_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.result_label.text().startswith("✗"), timeout=LONG)
-    assert view.result_label.text().startswith("✗ email:")
+    assert view.result_label.text().startswith("✗ Email:")  # named as the form labels it
     assert view.signup_button.isEnabled()
+    assert runtime.engine.count_users() == 0
+    view.email_edit.setText("ok@example.com")
+    view.name_edit.setText("Eve\x1b[31m")
+    qtbot.mouseClick(view.signup_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.result_label.text().startswith("✗ Name:"), timeout=LONG)
     assert runtime.engine.count_users() == 0
 
 

@@ -30,7 +30,7 @@ def test_signups_and_long_texts_never_resize_the_window(
     view.password_edit.setText("")
     qtbot.mouseClick(view.signup_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.result_label.text().startswith("✓"), timeout=LONG)
-    qtbot.waitUntil(lambda: "1 users" in window.counts_label.text(), timeout=LONG)
+    qtbot.waitUntil(lambda: "1 user ·" in window.counts_label.text(), timeout=LONG)
     qtbot.wait(100)
     assert window.size() == QSize(800, 600)
     assert window.minimumSizeHint().width() <= 800
@@ -40,7 +40,7 @@ def test_status_bar_fits_a_small_window(qtbot: Any, window: Any, runtime: Any) -
     """At 800×600 every status bar label lies inside the window (elided, not cut off)."""
     runtime.engine.register("ada@example.com", PASSWORD, "Ada")
     window.resize(800, 600)
-    qtbot.waitUntil(lambda: "1 users" in window.counts_label.text(), timeout=LONG)
+    qtbot.waitUntil(lambda: "1 user ·" in window.counts_label.text(), timeout=LONG)
     qtbot.wait(50)
     for label in (window.address_label, window.counts_label, window.queue_label):
         right = label.mapTo(window, label.rect().topRight()).x()
