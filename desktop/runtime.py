@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from core.engine import DEFAULT_WORKERS, Engine, Worker
 from core.settings import Settings
@@ -63,6 +65,50 @@ def _check_port_free(what: str, host: str, port: int) -> None:
             raise StartupError(
                 f"cannot listen for {what} on {host}:{port}: {exc.strerror}"
             ) from None
+
+
+LOCK_FILE = "runtime.lock"
+
+
+class FolderLock:
+    """Says that one running Mailroom (`serve` or the window) owns a data folder.
+
+    An advisory lock on a file in the folder (the OS drops it when the process ends, even
+    killed); the file holds the owner's pid and addresses for the message a second one
+    gets. Where there is no fcntl (Windows) it locks nothing.
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._file: Any = None
+
+    def acquire(self, describe: str) -> None:
+        """Take the lock, or StartupError naming the running owner."""
+        try:
+            import fcntl
+        except ImportError:
+            return
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held while running
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise StartupError(
+                f"another Mailroom is running on the data folder {self.path.parent} "
+                f"({owner}); stop it, or give this one another --data-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, {describe}")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing drops the lock
+            self._file = None
 
 
 class WorkerProcess:
@@ -169,6 +215,7 @@ class Runtime:
         self.worker: Worker | None = None
         self.worker_process: WorkerProcess | None = None
         self._remembered: dict[str, str] = {}
+        self._lock = FolderLock(settings.data_dir)
 
     @property
     def smtp_address(self) -> tuple[str, int]:
@@ -191,6 +238,8 @@ class Runtime:
         """Start every part that the options ask for; on failure, stop what started."""
         opts = self.options
         try:
+            if opts.run_catcher or opts.run_http:
+                self._lock.acquire(self._describe())
             if opts.run_catcher:
                 host = opts.smtp_bind_host or self.settings.smtp_host
                 port = opts.catcher_port or self.settings.smtp_port
@@ -251,6 +300,18 @@ class Runtime:
             self.catcher.stop()
             self.catcher = None
         self._forget()
+        self._lock.release()
+
+    def _describe(self) -> str:
+        """The addresses this runtime listens on, for a second one's error message."""
+        opts, s = self.options, self.settings
+        parts = []
+        if opts.run_catcher:
+            host, port = opts.smtp_bind_host or s.smtp_host, opts.catcher_port or s.smtp_port
+            parts.append(f"SMTP {host}:{port}")
+        if opts.run_http:
+            parts.append(f"HTTP {s.http_host}:{s.http_port}")
+        return ", ".join(parts)
 
     def close(self) -> None:
         """Stop everything and close the databases."""

@@ -199,6 +199,22 @@ def test_serve_on_a_busy_port_says_so_in_one_line(
     assert len(lines) == 1 and f"{ports[0]}" in lines[0] and "in use" in lines[0]
 
 
+def test_a_second_serve_on_the_same_data_folder_names_the_first(
+    serve: MailroomProcess, data_dir: Path, ports: tuple[int, int],
+    free_port: Callable[[], int],
+) -> None:
+    """Two catchers and workers on one folder would confuse every other command: the second
+    `serve` exits 2, naming the folder and where the first one listens."""
+    other = MailroomProcess(["serve", "--data-dir", str(data_dir), "--smtp-port",
+                             str(free_port()), "--http-port", str(free_port())])
+    code = other.proc.wait(30)
+    other.terminate()
+    assert code == 2
+    lines = [line for line in other.lines if line.strip()]
+    assert len(lines) == 1 and str(data_dir) in lines[0] and f":{ports[0]}" in lines[0]
+    assert (data_dir / "smtp.address").read_text().strip() == f"127.0.0.1:{ports[0]}"
+
+
 def test_register_rejects_a_bad_address_naming_the_field_and_writes_nothing(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
