@@ -29,6 +29,24 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mailroom", appauthor=False))
 
 
+
+def check_base_url(text: str) -> str:
+    """The base of activation links, if it is an absolute http(s) URL; else ValueError.
+
+    The links go into emails: a typo or a `javascript:` URL would reach every recipient.
+    """
+    from urllib.parse import urlsplit
+
+    url = text.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(
+        ch.isspace() or ord(ch) < 32 for ch in url
+    ):
+        raise ValueError(
+            f"the base URL must be an absolute http:// or https:// URL, not {text[:80]!r}"
+        )
+    return url
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Capped exponential back-off with jitter.
@@ -145,4 +163,7 @@ class Settings:
         if "MAILROOM_SMTP_HOST" in env:
             values["smtp_host"] = env["MAILROOM_SMTP_HOST"].strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
+        base = values.get("base_url")
+        if isinstance(base, str):
+            values["base_url"] = check_base_url(base)
         return cls(**values)  # type: ignore[arg-type]

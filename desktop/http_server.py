@@ -32,6 +32,8 @@ Route = Callable[["_Handler", re.Match[str]], None]
 
 # The API's request bodies are small JSON documents (ids, a read flag).
 MAX_BODY_BYTES = 1024 * 1024
+# The most messages one list or search answer holds (a client asking for more pages on).
+MAX_PAGE = 1000
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -303,9 +305,10 @@ class _Handler(BaseHTTPRequestHandler):
             limit = int(self.query.get("limit", ["50"])[0])
         except ValueError:
             raise _BadRequest("start and limit must be whole numbers") from None
-        if start < 0 or not 0 < limit <= 1000:
-            raise _BadRequest("start must be >= 0 and limit between 1 and 1000")
-        return start, limit
+        if start < 0:
+            raise _BadRequest("start must be >= 0")
+        # As Mailpit: no limit (or 0) is the default page; a larger one gets what fits.
+        return start, min(limit, MAX_PAGE) if limit > 0 else 50
 
     def list_messages(self, match: re.Match[str], query: SearchQuery | None = None) -> None:
         start, limit = self._paging()

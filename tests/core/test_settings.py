@@ -39,3 +39,17 @@ def test_bad_variables_are_refused_by_name(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=name):
         Settings.from_env()
+
+
+@pytest.mark.parametrize("url", ["not a url", "javascript:alert(1)", "ftp://x.example/",
+                                 "http://", "http://a b.example/", "/activate"])
+def test_a_base_url_that_is_no_http_url_is_refused(url: str) -> None:
+    """Activation links are built from the base URL and mailed out: only http(s) will do."""
+    with pytest.raises(ValueError, match="base URL"):
+        Settings.from_env(base_url=url)
+
+
+def test_a_good_base_url_is_kept() -> None:
+    """An absolute https URL (with a path) is used as given, without the trailing slash."""
+    settings = Settings.from_env(base_url=" https://signup.example/app/ ")
+    assert settings.activation_base_url == "https://signup.example/app"

@@ -141,6 +141,16 @@ def test_api_rejects_bad_paging_with_a_clear_message(runtime: Runtime) -> None:
     assert status == 400 and b"limit" in body
 
 
+def test_a_big_or_zero_page_size_is_answered_not_refused(runtime: Runtime) -> None:
+    """As Mailpit: limit=0 is the default page, a huge limit gets what one page holds."""
+    for subject in ("one", "two", "three"):
+        _send(runtime, subject)
+    wait_for(lambda: runtime.store.count_messages() == 3, 10, "three messages")
+    for query in ("limit=0", "limit=100000000"):
+        data = _get_json(runtime, f"/api/v1/messages?{query}")
+        assert data["count"] == 3 and data["total"] == 3, query
+
+
 # -- Mailpit compatibility: search syntax, JSON shape, bodies, HEAD ----------------------
 
 
