@@ -16,7 +16,54 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-__all__ = ["FIELDS", "Filter", "SearchQuery", "Term", "parse_search", "split_terms"]
+__all__ = [
+    "FIELDS", "Filter", "SearchQuery", "Term", "domain_forms", "parse_search", "split_terms",
+]
+
+_ACE_LABEL = re.compile(r"(?i)\bxn--[a-z0-9-]+")
+
+
+def _to_ascii(label: str) -> str:
+    try:
+        import idna  # IDNA 2008, as the engine writes domains (email-validator's)
+
+        return str(idna.encode(label, uts46=True).decode("ascii"))
+    except Exception:  # noqa: BLE001 - no idna package, or not a valid label
+        try:
+            return label.encode("idna").decode("ascii")
+        except UnicodeError:
+            return label
+
+
+def _to_unicode(label: str) -> str:
+    try:
+        import idna
+
+        return str(idna.decode(label))
+    except Exception:  # noqa: BLE001
+        try:
+            return label.encode("ascii").decode("idna")
+        except UnicodeError:
+            return label
+
+
+def domain_forms(text: str) -> tuple[str, ...]:
+    """text, and the same text with its internationalised domains in the other form.
+
+    Mail carries `bücher.example` as `xn--bcher-kva.example`; a search for either finds
+    both. Gives (text,) when there is nothing to convert.
+    """
+    forms = [text]
+    if not text.isascii():
+        at = text.rfind("@")
+        head, tail = (text[: at + 1], text[at + 1 :]) if at >= 0 else ("", text)
+        converted = ".".join(_to_ascii(p) if not p.isascii() else p for p in tail.split("."))
+        if converted != tail:
+            forms.append(head + converted)
+    elif _ACE_LABEL.search(text):
+        forms.append(_ACE_LABEL.sub(lambda m: _to_unicode(m.group(0)), text))
+    return tuple(dict.fromkeys(forms))
+
 
 FilterField = Literal[
     "to", "from", "cc", "bcc", "reply-to", "subject", "message-id", "read", "attachment",

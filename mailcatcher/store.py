@@ -36,7 +36,7 @@ from typing import Any, Literal, Protocol, Self
 
 from mailcatcher.chaos import ChaosRule, FaultKind, FaultRecord
 from mailcatcher.parsing import ParsedMessage, parse_message
-from mailcatcher.search import Filter, SearchQuery
+from mailcatcher.search import Filter, SearchQuery, domain_forms
 
 __all__ = [
     "BaseMessageStore",
@@ -324,6 +324,8 @@ def prepare_message(
     if date is not None and date.tzinfo is None:
         date = date.replace(tzinfo=UTC)
     addresses = " ".join([mail_from, *rcpt_tos, from_, *to_list, *cc])
+    if "xn--" in addresses.lower():  # also index bücher.example for xn--bcher-kva.example
+        addresses = " ".join(domain_forms(addresses))
     return PreparedMessage(
         raw=bytes(raw),
         mail_from=mail_from,
@@ -1021,13 +1023,21 @@ _FILTER_COLUMNS = {
 }
 
 
+# Filters on addresses, which match in either form of an internationalised domain.
+_ADDRESS_FIELDS = frozenset({"to", "from", "cc", "bcc", "reply-to"})
+
+
 def _filter_sql(f: Filter) -> tuple[str, list[Any]]:
     """One filter as an SQL condition on the `messages m` row (negation applied)."""
     value = f.value
     params: list[Any] = []
     if f.field in _FILTER_COLUMNS:
-        sql = f"{_FILTER_COLUMNS[f.field]} LIKE ? ESCAPE '\\'"
-        params.append(_like(str(value)))
+        # An address or domain matches in either IDNA form (bücher / xn--bcher-kva).
+        forms = domain_forms(str(value)) if f.field in _ADDRESS_FIELDS else (str(value),)
+        column = _FILTER_COLUMNS[f.field]
+        sql = " OR ".join(f"{column} LIKE ? ESCAPE '\\'" for _ in forms)
+        sql = f"({sql})" if len(forms) > 1 else sql
+        params.extend(_like(form) for form in forms)
     elif f.field == "read":
         sql = "m.read = 1" if value else "m.read = 0"
     elif f.field == "attachment":
@@ -1242,7 +1252,8 @@ def _filter_holds(f: Filter, m: MessageSummary) -> bool:
         "message-id": m.message_id or "",
     }
     if f.field in texts:
-        return str(value).casefold() in texts[f.field].casefold()
+        forms = domain_forms(str(value)) if f.field in _ADDRESS_FIELDS else (str(value),)
+        return any(form.casefold() in texts[f.field].casefold() for form in forms)
     if f.field == "read":
         return m.read == value
     if f.field == "attachment":
