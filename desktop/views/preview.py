@@ -287,7 +287,9 @@ class HtmlPreview(QWidget):
         self.interceptor.allow_remote = False
         self.handler.set_message(-1, "", {})
         if self.page is not None:
-            self.page.setHtml("")
+            # An empty page from our own scheme: the page refuses every other navigation
+            # (setHtml's data: URL included, which left the last message on screen).
+            self.page.load(self.handler.page_url(-1))
 
     @Slot()
     def on_load_remote(self) -> None:

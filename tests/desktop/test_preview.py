@@ -240,3 +240,16 @@ def test_links_open_in_the_system_browser_not_in_the_preview(
     preview.text.on_anchor_clicked(QUrl("file:///etc/passwd"))
     assert browser.opened[-1] == "https://example.com/from-text"
     assert len(browser.opened) == 2
+
+
+def test_an_emptied_preview_shows_no_html_of_the_last_message(
+    qtbot: Any, preview: MessagePreview, store: Any
+) -> None:
+    """After the preview is emptied (search, delete, clear), the HTML view is blank too."""
+    show_and_wait(qtbot, preview, stored_view(store, html_message("<p>Secret text</p>")))
+    texts: list[str] = []
+    with qtbot.waitSignal(preview.html.load_finished, timeout=20000):
+        preview.show_message(None)
+    preview.html.page.toPlainText(texts.append)
+    qtbot.waitUntil(lambda: bool(texts), timeout=5000)
+    assert "Secret text" not in texts[0]
