@@ -77,6 +77,7 @@ class BulkResult:
     seconds: float
     elapsed_ms: tuple[float, ...]
     first_error: str = ""
+    stopped: bool = False  # the user stopped it before all were signed up
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ class Controller(QObject):
         self.signups_in_flight = 0  # sign-ups asked for here whose answer has not come back
         # Threads of one bulk sign-up: argon2 runs outside the GIL, so they use the cores.
         self.bulk_parallel = min(8, max(2, os.cpu_count() or 2))
+        self._bulk_stop = threading.Event()
 
     @property
     def engine(self) -> Any:
@@ -206,11 +208,12 @@ class Controller(QObject):
         parallel = max(1, min(count, self.bulk_parallel))
         numbers = itertools.count(1)
         lock = threading.Lock()
+        stop = self._bulk_stop = threading.Event()
         times: list[float] = []
         errors: list[str] = []
 
         def sign_up_some() -> None:
-            while True:
+            while not stop.is_set():
                 with lock:
                     i = next(numbers)
                 if i > count:
@@ -242,7 +245,8 @@ class Controller(QObject):
                 for helper in helpers:
                     helper.join()
             return BulkResult(count, len(times), len(errors), time.perf_counter() - started,
-                              tuple(times), errors[0] if errors else "")
+                              tuple(times), errors[0] if errors else "",
+                              stopped=stop.is_set() and len(times) + len(errors) < count)
 
         def done(result: BulkResult) -> None:
             self.signups_in_flight -= 1
@@ -255,6 +259,10 @@ class Controller(QObject):
 
         self.signups_in_flight += 1
         self.runner.submit(job, done, failed)
+
+    def stop_bulk(self) -> None:
+        """Stop a running "sign up N": those under way finish, no more start."""
+        self._bulk_stop.set()
 
     def activate(self, token_or_link: str, note: str = "") -> None:
         """Activate with a token or a whole activation link; `note` prefixes the answer."""

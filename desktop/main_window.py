@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         c.register_failed.connect(r.show_register_failed)
         c.bulk_progress.connect(r.show_bulk_progress)
         c.bulk_finished.connect(r.show_bulk_finished)
+        r.bulk_stop_requested.connect(c.stop_bulk)
         c.signup_timed.connect(self._on_signup_timed)
         o.retry_requested.connect(c.retry)
         o.retry_failed_requested.connect(c.retry_failed)

@@ -79,6 +79,7 @@ class RegistrationsView(QWidget):
 
     register_requested = Signal(str, str, str, str)  # email, password, name, mode
     bulk_requested = Signal(int, str)  # count, mode
+    bulk_stop_requested = Signal()
     user_selected = Signal(object)  # user id or None
     open_activation_requested = Signal(int)  # user id
     resend_requested = Signal(str)  # address
@@ -118,6 +119,7 @@ class RegistrationsView(QWidget):
         self.bulk_spin = QSpinBox(form_box)
         self.bulk_spin.setRange(1, 10000)
         self.bulk_spin.setValue(50)
+        self._bulk_running = False
         self.bulk_button = QPushButton("Sign up N test users", form_box)
         self.bulk_button.setObjectName("bulk_button")
         self.bulk_button.clicked.connect(self.on_bulk)
@@ -227,7 +229,14 @@ class RegistrationsView(QWidget):
         self._submitted = None
 
     def on_bulk(self) -> None:
-        self.bulk_button.setEnabled(False)
+        """Start a bulk sign-up, or stop the one running (the button says which)."""
+        if self._bulk_running:
+            self.bulk_button.setEnabled(False)
+            self.bulk_button.setText("Stopping…")
+            self.bulk_stop_requested.emit()
+            return
+        self._bulk_running = True
+        self.bulk_button.setText(f"Stop (0/{self.bulk_spin.value()})")
         self.bulk_requested.emit(self.bulk_spin.value(), self.mode)
 
     @property
@@ -264,10 +273,12 @@ class RegistrationsView(QWidget):
 
     def show_bulk_progress(self, done: int, total: int) -> None:
         """Progress of a bulk sign-up."""
-        self.bulk_button.setText(f"Signing up… {done}/{total}")
+        if self._bulk_running and self.bulk_button.isEnabled():
+            self.bulk_button.setText(f"Stop ({done}/{total})")
 
     def show_bulk_finished(self, result: BulkResult) -> None:
         """The outcome of a bulk sign-up."""
+        self._bulk_running = False
         self.bulk_button.setEnabled(True)
         self.bulk_button.setText("Sign up N test users")
         times = sorted(result.elapsed_ms)
@@ -276,6 +287,8 @@ class RegistrationsView(QWidget):
                 f"{result.seconds:.2f} s (median {fmt_ms(median)} each)")
         if result.failed:
             text += f"; {result.failed} failed: {one_line(result.first_error, 200)}"
+        if result.stopped:
+            text += "; stopped"
         self.result_label.setStyleSheet("")
         self.result_label.setText(text)
 

@@ -195,3 +195,34 @@ def _email_steps(path: Any) -> list[str]:
 def _email_step_times(path: Any) -> dict[str, str]:
     email = _email_item(path)
     return {email.child(i).text(0): email.child(i).text(1) for i in range(email.childCount())}
+
+
+def _bulk_done(view: Any) -> bool:
+    return view.bulk_button.text() == "Sign up N test users" and "Signed up" in \
+        view.result_label.text()
+
+
+def test_sign_up_n_signs_n_test_users_up(qtbot: Any, window: Any, runtime: Any) -> None:
+    """"Sign up N test users" creates N users and says how long they took."""
+    view = window.registrations
+    view.bulk_spin.setValue(6)
+    qtbot.mouseClick(view.bulk_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _bulk_done(view), timeout=LONG)
+    assert view.result_label.text().startswith("Signed up 6 of 6 test users")
+    assert runtime.engine.count_users() == 6
+
+
+def test_a_running_sign_up_n_can_be_stopped(qtbot: Any, window: Any, runtime: Any) -> None:
+    """While N users are being signed up the button stops it: those under way finish, no
+    more start, and the result says how many were signed up and that it was stopped."""
+    view = window.registrations
+    view.bulk_spin.setValue(5000)
+    qtbot.mouseClick(view.bulk_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.bulk_button.text().startswith("Stop (")
+                    and int(view.bulk_button.text()[6:].split("/")[0]) >= 5, timeout=LONG)
+    qtbot.mouseClick(view.bulk_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _bulk_done(view), timeout=LONG)
+    text = view.result_label.text()
+    signed = int(text.split()[2])
+    assert 5 <= signed < 5000 and text.endswith("; stopped")
+    assert runtime.engine.count_users() == signed
