@@ -144,10 +144,8 @@ class SignupPathView(QWidget):
             fmt_full_time(item.created_at),
             f"{item.status} · to {one_line(item.to, 120)} · "
             f"attempts {fmt_attempts(item.attempts, item.max_attempts, item.status)}",
+            item.status,
         )
-        color = state_color(item.status)
-        if color is not None:
-            email.setForeground(2, QBrush(color))
         # Attempts, captures and "Sent" in the order they happened: the catcher stores a
         # message before its 250, and the worker marks the email sent after it.
         captured = view.captured.get(item.id, ())
@@ -169,16 +167,14 @@ class SignupPathView(QWidget):
                        "sent to another SMTP server, or deleted from the inbox")
 
     def _add_attempt(self, email: QTreeWidgetItem, attempt: Any) -> None:
-        node = self._item(
+        self._item(
             email,
             f"Attempt {attempt.number}",
             fmt_full_time(attempt.started_at),
             f"{reply_text(attempt.code, attempt.reply or attempt.error)}"
             f" · took {fmt_ms(attempt.duration_ms)} · {attempt.outcome}",
+            attempt.outcome,
         )
-        color = state_color(attempt.outcome)
-        if color is not None:
-            node.setForeground(2, QBrush(color))
 
     def _add_capture(self, email: QTreeWidgetItem, message: Any, n: int) -> None:
         label = "Captured by the catcher" if n == 0 else "Captured again (duplicate)"
@@ -214,9 +210,13 @@ class SignupPathView(QWidget):
         return [item.text(0) for item in items if item is not None]
 
     def _item(self, parent: QTreeWidgetItem | None, step: str, when: str,
-              detail: str) -> QTreeWidgetItem:
+              detail: str, state: str | None = None) -> QTreeWidgetItem:
+        """A row of the path; its detail in the colour of `state`, if one is given."""
         item = QTreeWidgetItem([step, when, detail])
         item.setToolTip(2, detail)
+        color = state_color(state) if state else None
+        if color is not None:
+            item.setForeground(2, QBrush(color))
         if parent is None:
             self.tree.addTopLevelItem(item)
         else:
