@@ -115,7 +115,7 @@ class WorkerProcess:
     """`mailroom worker` as a child process: an interpreter, a GIL and so a core of its own.
 
     `serve` runs its queue worker this way so that delivery and the catcher do not share
-    one GIL (together they deliver about half again as fast on two cores). The child
+    one GIL (end to end about a quarter faster on two cores, see docs/benchmarks.md). The child
     stops when its standard input closes: when this process stops it, and also when
     this process dies, however it dies, so that no worker outlives its `serve`. If the
     child dies, `check()` starts another (the outbox's leases and sweeper recover what
