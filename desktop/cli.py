@@ -752,15 +752,18 @@ def _option_groups(top: bool) -> dict[str, _Parser]:
                         help="data folder (env MAILROOM_DATA_DIR; default: your user data dir)")
     smtp = _Parser(add_help=False)
     smtp.add_argument("--smtp-host", metavar="HOST", default=default(None),
-                      help="SMTP host to catch on and send to (default 127.0.0.1)")
+                      help="SMTP host to catch on and send to (env MAILROOM_SMTP_HOST; "
+                           "default: where this data folder's catcher runs, else 127.0.0.1)")
     smtp.add_argument("--smtp-port", type=_port, metavar="PORT", default=default(None),
-                      help="SMTP port (default 1025)")
+                      help="SMTP port (env MAILROOM_SMTP_PORT; default: where this data "
+                           "folder's catcher runs, else 1025)")
     links = _Parser(add_help=False)
     links.add_argument("--http-port", type=_port, metavar="PORT", default=default(None),
-                       help="HTTP port for activation links and the API (default 8025)")
+                       help="HTTP port for activation links and the API "
+                            "(env MAILROOM_HTTP_PORT; default 8025)")
     links.add_argument("--base-url", metavar="URL", default=default(None),
                        help="base of activation links (env MAILROOM_BASE_URL; default: where "
-                            "this data folder's `serve` or window last listened, else "
+                            "this data folder's `serve` or window listens, else "
                             "http://127.0.0.1:8025)")
     workers = _Parser(add_help=False)
     workers.add_argument("--workers", type=_positive_int, default=default(DEFAULT_WORKERS),
