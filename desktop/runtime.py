@@ -122,13 +122,16 @@ class WorkerProcess:
     it was sending).
     """
 
-    RESTART_DELAY = 1.0
+    RESTART_DELAY = 1.0  # doubled after each child that dies within a minute, up to a minute
+    MAX_RESTART_DELAY = 60.0
 
     def __init__(self, settings: Settings, workers: int) -> None:
         self.settings = settings
         self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self._died_at: float | None = None
+        self._started_at = 0.0
+        self.delay = self.RESTART_DELAY / 2  # the first early death waits RESTART_DELAY
 
     @property
     def pid(self) -> int | None:
@@ -145,6 +148,8 @@ class WorkerProcess:
 
     def start(self) -> None:
         """Start the child; its errors go to this process's standard error."""
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()  # the pipe of a child that has died
         try:
             # A session of its own: Ctrl-C in the terminal reaches `serve` only, which then
             # stops the child itself (and does not mistake its exit for a crash).
@@ -155,6 +160,7 @@ class WorkerProcess:
         except OSError as exc:
             raise StartupError(f"cannot start the worker process: {exc.strerror}") from None
         self._died_at = None
+        self._started_at = time.monotonic()
 
     def check(self) -> str | None:
         """If the child has died, start another (after RESTART_DELAY); a line saying so."""
@@ -163,9 +169,14 @@ class WorkerProcess:
         now = time.monotonic()
         if self._died_at is None:
             self._died_at = now
+            # A child that keeps dying young (say it cannot import) is not restarted in a
+            # tight loop: the wait doubles each time, and resets after a minute's life.
+            lived = now - self._started_at
+            self.delay = (self.RESTART_DELAY if lived >= self.MAX_RESTART_DELAY
+                          else min(self.delay * 2, self.MAX_RESTART_DELAY))
             return (f"worker process {self.proc.pid} exited with code {self.proc.returncode}; "
-                    f"starting another in {self.RESTART_DELAY:g} s")
-        if now - self._died_at < self.RESTART_DELAY:
+                    f"starting another in {self.delay:g} s")
+        if now - self._died_at < self.delay:
             return None
         self.start()
         return f"worker process {self.pid} started"
