@@ -71,7 +71,7 @@ LOCK_FILE = "runtime.lock"
 
 
 class FolderLock:
-    """Says that one running Mailroom (`serve` or the window) owns a data folder.
+    """Says that one running catcher (`serve` or the window) owns a data folder.
 
     An advisory lock on a file in the folder (the OS drops it when the process ends, even
     killed); the file holds the owner's pid and addresses for the message a second one
@@ -249,7 +249,7 @@ class Runtime:
         """Start every part that the options ask for; on failure, stop what started."""
         opts = self.options
         try:
-            if opts.run_catcher or opts.run_http:
+            if opts.run_catcher:  # a window that only watches (--no-catcher) may join
                 self._lock.acquire(self._describe())
             if opts.run_catcher:
                 host = opts.smtp_bind_host or self.settings.smtp_host

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from core.settings import Settings
 from desktop.runtime import WorkerProcess
@@ -40,3 +43,27 @@ def test_a_child_that_dies_young_is_restarted_after_a_doubling_wait(tmp_path: Pa
         assert _next_news(child).endswith("exited with code 3; starting another in 2 s")
     finally:
         child.stop()
+
+
+def test_one_catcher_per_data_folder_but_a_watcher_may_join(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """A second runtime that would catch on the same folder is refused, naming the first;
+    one that only watches (no catcher, no worker) starts beside it."""
+    from desktop.runtime import Runtime, StartupError
+
+    def settings() -> Settings:
+        return Settings(data_dir=tmp_path, smtp_port=free_port(), http_port=free_port())
+
+    first = Runtime(settings(), run_worker=False)
+    first.start()
+    try:
+        second = Runtime(settings(), run_worker=False)
+        with pytest.raises(StartupError, match=str(first.settings.smtp_port)):
+            second.start()
+        second.close()
+        watcher = Runtime(settings(), run_catcher=False, run_worker=False)
+        watcher.start()
+        watcher.close()
+    finally:
+        first.close()
