@@ -44,14 +44,15 @@ from __future__ import annotations
 
 import binascii
 import email.utils
+import functools
 import mimetypes
 import re
 import unicodedata
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from mailcatcher.charsets import decode_bytes, decode_undeclared, lookup_charset
 
@@ -76,6 +77,41 @@ MAX_HEADERS = 5000
 DECODE_BUDGET = 512 * 1024
 # Addresses read per address header.
 MAX_ADDRESSES = 1000
+# Header values up to this long are remembered once read (see _remembered).
+REMEMBER_CHARS = 1000
+REMEMBER_VALUES = 1024
+
+_R = TypeVar("_R")
+
+
+class _Remembered(Generic[_R]):
+    """fn(value, notes), computed once per short value and then remembered.
+
+    Most header values recur in every message from one sender (From, Subject, each
+    part's Content-Type; the Date within a second), and reading them was most of the
+    time spent on a small message. fn must be a pure function of the value whose
+    result is immutable; the notes it adds are replayed to every caller. Values
+    over REMEMBER_CHARS are not kept, so hostile mail cannot fill memory.
+    """
+
+    def __init__(self, fn: Callable[[str, list[str]], _R]) -> None:
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+        self._remember = functools.lru_cache(maxsize=REMEMBER_VALUES)(self._compute)
+        self.cache_info = self._remember.cache_info
+        self.cache_clear = self._remember.cache_clear
+
+    def _compute(self, value: str) -> tuple[_R, tuple[str, ...]]:
+        added: list[str] = []
+        return self.__wrapped__(value, added), tuple(added)
+
+    def __call__(self, value: str, notes: list[str] | None) -> _R:
+        if len(value) > REMEMBER_CHARS:
+            return self.__wrapped__(value, notes if notes is not None else [])
+        result, added = self._remember(value)
+        if notes is not None:
+            notes.extend(added)
+        return result
 
 
 @dataclass(frozen=True)
@@ -274,11 +310,15 @@ def _decode_words_scan(value: str, notes: list[str] | None) -> str:
 
 def decode_header_value(value: str, notes: list[str] | None = None) -> str:
     """A raw header value from the parser, unfolded and decoded for display."""
+    return _decode_header_value(value, notes)
+
+
+@_Remembered
+def _decode_header_value(value: str, notes: list[str]) -> str:
     try:
         return decode_words(_unfold(value), notes)
     except Exception as exc:  # belt and braces: a header must never sink the message
-        if notes is not None:
-            notes.append(f"a header could not be decoded ({type(exc).__name__})")
+        notes.append(f"a header could not be decoded ({type(exc).__name__})")
         return _clean(_unfold(value))
 
 
@@ -390,18 +430,26 @@ class _Part:
     inner: _Part | None = None  # the message inside a message/rfc822 part
     multipart_broken: bool = False  # a multipart whose parts could not be found
 
-    def header(self, name: str) -> str | None:
-        """The first raw value of a header, or None."""
-        wanted = name.lower()
+    # Values by lower-case name, built on first lookup.
+    _by_name: dict[str, list[str]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
         for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+            index.setdefault(key.lower(), []).append(value)
+        self._by_name = index
+        return index
+
+    def header(self, name: str) -> str | None:
+        """The first raw value of a header (name in lower case), or None."""
+        values = (self._by_name or self._index()).get(name)
+        return values[0] if values else None
 
     def all(self, name: str) -> list[str]:
-        """Every raw value of a header, in order."""
-        wanted = name.lower()
-        return [value for key, value in self.headers if key.lower() == wanted]
+        """Every raw value of a header (name in lower case), in order."""
+        return list((self._by_name or self._index()).get(name, ()))
 
 
 @dataclass
@@ -439,6 +487,23 @@ def _split_headers(
     return _split_headers_scan(buf, start, end, notes)
 
 
+def _plain_header_name(raw: bytes) -> str | None:
+    """The name before a colon, stripped, or None if it is not a usable name."""
+    if len(raw) > 256:
+        return _header_name_of(raw)
+    return _header_name_remembered(raw)
+
+
+def _header_name_of(raw: bytes) -> str | None:
+    name = _bytes_to_str(raw).strip(" \t")
+    if not name or not _HEADER_NAME_OK.match(name):
+        return None
+    return name
+
+
+_header_name_remembered = functools.lru_cache(maxsize=REMEMBER_VALUES)(_header_name_of)
+
+
 def _split_plain_headers(
     buf: bytes, start: int, end: int
 ) -> tuple[list[tuple[str, str]], int] | None:
@@ -467,8 +532,8 @@ def _split_plain_headers(
         colon = line.find(b":")
         if colon <= 0:
             return None
-        name = _bytes_to_str(line[:colon]).strip(" \t")
-        if not name or not _HEADER_NAME_OK.match(name):
+        name = _plain_header_name(line[:colon])
+        if name is None:
             return None
         names.append(name)
         values.append([_bytes_to_str(line[colon + 1 :])])
@@ -770,8 +835,14 @@ def _parse(raw: bytes, notes: list[str]) -> _Part:
 # ----------------------------------------------------------------------- params
 
 
-def _split_params(value: str) -> list[tuple[str, str]]:
-    """``type; a=1; b="x;y"`` as [("type", ""), ("a", "1"), ("b", '"x;y"')]."""
+def _split_params(value: str) -> tuple[tuple[str, str], ...]:
+    """``type; a=1; b="x;y"`` as (("type", ""), ("a", "1"), ("b", '"x;y"'))."""
+    if len(value) > REMEMBER_CHARS:
+        return _split_params_of(value)
+    return _split_params_remembered(value)
+
+
+def _split_params_of(value: str) -> tuple[tuple[str, str], ...]:
     value = _unfold(value)
     items: list[str] = []
     if '"' not in value:
@@ -785,7 +856,10 @@ def _split_params(value: str) -> list[tuple[str, str]]:
             pairs.append((item.strip(), ""))
         elif sep and name.strip():
             pairs.append(("".join(name.split()).lower(), val.strip()))
-    return pairs
+    return tuple(pairs)
+
+
+_split_params_remembered = functools.lru_cache(maxsize=REMEMBER_VALUES)(_split_params_of)
 
 
 def _split_quoted(value: str, items: list[str]) -> None:
@@ -816,15 +890,21 @@ def _split_quoted_scan(value: str, items: list[str]) -> None:
     items.append("".join(current))
 
 
-def _params(part: _Part, header: str) -> list[Any]:
+def _params(part: _Part, header: str) -> tuple[Any, ...]:
     raw = part.header(header)
     if raw is None:
-        return []
+        return ()
+    return _decoded_params(raw, None)
+
+
+@_Remembered
+def _decoded_params(raw: str, _notes: list[str]) -> tuple[Any, ...]:
+    """The parameters with RFC 2231 continuations joined (values as decode_params gives)."""
     pairs = _split_params(raw)
     try:
-        return list(email.utils.decode_params(pairs))
+        return tuple(email.utils.decode_params(list(pairs)))
     except Exception:
-        return list(pairs)
+        return pairs
 
 
 def _param_raw(part: _Part, name: str, header: str) -> str | None:
@@ -1188,21 +1268,32 @@ def _addresses(values: list[str], notes: list[str]) -> tuple[str, ...]:
     """
     result: list[str] = []
     for raw in values:
-        unfolded = _unfold(raw[:DECODE_BUDGET])
-        found: list[str] = []
-        for item in _split_top_level(unfolded, ",;")[:MAX_ADDRESSES]:
-            group = _split_top_level(item, ":")
-            member = group[-1] if len(group) > 1 else item
-            found.extend(_one_address(member, notes))
-        if not found and unfolded.strip():
-            found.append(decode_words(unfolded, notes).strip())
-        result.extend(found)
+        result.extend(_header_addresses(raw[:DECODE_BUDGET], notes))
     return tuple(_clean(address) for address in result[:MAX_ADDRESSES])
+
+
+@_Remembered
+def _header_addresses(raw: str, notes: list[str]) -> tuple[str, ...]:
+    """The addresses of one header value (see _addresses)."""
+    unfolded = _unfold(raw)
+    found: list[str] = []
+    for item in _split_top_level(unfolded, ",;")[:MAX_ADDRESSES]:
+        group = _split_top_level(item, ":")
+        member = group[-1] if len(group) > 1 else item
+        found.extend(_one_address(member, notes))
+    if not found and unfolded.strip():
+        found.append(decode_words(unfolded, notes).strip())
+    return tuple(found)
 
 
 def _date(value: str | None, notes: list[str]) -> datetime | None:
     if value is None:
         return None
+    return _header_date(value, notes)
+
+
+@_Remembered
+def _header_date(value: str, notes: list[str]) -> datetime | None:
     text, _comment = _strip_comments(_raw_to_text(_unfold(value)))
     try:
         text = re.sub(r"\s*:\s*", ":", " ".join(text.split()))

@@ -281,3 +281,27 @@ def test_same_process_enqueue_wakes_an_idle_worker_at_once(
         assert time.monotonic() - t0 < 1.0
     finally:
         w.stop()
+
+
+def test_delivery_tasks_never_read_or_clear_revocation_flags(
+    make_engine: Callable[..., Engine], smtp: SmtpServer
+) -> None:
+    """A delivered task costs the queue database its dequeue only: no revocation lookup
+    before it, no flag deletion after it (Mailroom never revokes; the outbox row decides)."""
+    engine = make_engine()
+    statements: list[str] = []
+    engine.queue.huey.storage.conn.set_trace_callback(statements.append)  # Huey's only one
+    w = engine.start_worker(2)
+    try:
+        ids = [engine.register(f"rv{i}@example.com", PASSWORD).outbox_id for i in range(5)]
+        wait_until(lambda: all(_status(engine, i) == "sent" for i in ids), 10, "sent")
+    finally:
+        w.stop()
+    assert sum("delete from task" in s.lower() for s in statements) >= 5  # the dequeues
+    assert not [s for s in statements if " kv " in s.lower()]
+
+
+def test_revoking_a_delivery_task_is_refused(engine: Engine) -> None:
+    """Revoking would be ignored by the queue, so it is refused with the reason."""
+    with pytest.raises(NotImplementedError, match="outbox row"):
+        engine.queue.huey.revoke_by_id("some-task-id")

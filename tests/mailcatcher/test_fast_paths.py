@@ -6,7 +6,8 @@ instead of aiosmtpd's per-connection ``inspect.getmembers``, and MIME boundaries
 found with ``bytes.find`` instead of a regular expression compiled per boundary; and
 the header helpers of the parser (unfolding, encoded words, parameter and address
 splitting, comments) return at once when the text holds nothing for their
-character-by-character scan to do. Each is compared here with the code it stands in for.
+character-by-character scan to do; and short header values, once read, are remembered.
+Each is compared here with the code it stands in for.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailcatcher import parsing
+from mailcatcher.parsing import parse_message
 from mailcatcher.server import CatcherServer, CatchingHandler, CatchingSMTP, _plain_path
 from mailcatcher.store import BatchWriter, MessageStore
 
@@ -258,6 +260,57 @@ def test_header_helper_shortcuts_take_the_common_headers() -> None:
     assert parsing._split_top_level("Mailroom <noreply@mailroom.localhost>", ",") == [
         "Mailroom <noreply@mailroom.localhost>"]
     assert parsing._strip_comments('"A" <a@b>') == ('"A" <a@b>', "")
+
+
+_REMEMBERED = [
+    parsing._decode_header_value, parsing._decoded_params, parsing._header_addresses,
+    parsing._header_date,
+]
+CORPUS = Path(__file__).resolve().parent.parent / "data" / "mail-gem"
+
+
+@settings(max_examples=500, deadline=None)
+@given(_HEADER_TEXT)
+def test_remembered_header_readers_agree_with_reading_afresh(value: str) -> None:
+    """For any header text, a remembered reader gives what reading it afresh gives, notes
+    included, the first time and every time after."""
+    for reader in _REMEMBERED:
+        fresh_notes: list[str] = []
+        fresh = reader.__wrapped__(value, fresh_notes)
+        for _ in range(2):
+            notes: list[str] = ["earlier"]
+            assert reader(value, notes) == fresh
+            assert notes == ["earlier", *fresh_notes]
+
+
+def test_remembered_notes_are_replayed_to_every_message() -> None:
+    """Two messages with the same undecodable Subject both carry the note about it."""
+    raw = b"Subject: =?x-unknown-charset?q?caf=E9?=\r\nX-N: %d\r\n\r\nbody\r\n"
+    first, second = parse_message(raw % 1), parse_message(raw % 2)
+    assert first.notes and first.notes == second.notes
+    assert first.subject == second.subject
+
+
+def test_long_header_values_are_not_remembered() -> None:
+    """A header value longer than REMEMBER_CHARS is read every time and never kept."""
+    parsing._decode_header_value.cache_clear()
+    subject = "x" * (parsing.REMEMBER_CHARS + 1)
+    parsed = parse_message(f"Subject: {subject}\r\n\r\nbody\r\n".encode())
+    assert parsed.subject == subject
+    assert parsing._decode_header_value.cache_info().currsize == 0
+    parse_message(b"Subject: short\r\n\r\nbody\r\n")
+    assert parsing._decode_header_value.cache_info().currsize == 1
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.rglob("*.eml"))[:200], ids=lambda p: p.name)
+def test_corpus_parses_the_same_with_or_without_remembered_values(path: Path) -> None:
+    """Reading a real message with every remembered value forgotten, then again with them
+    all remembered, gives the same view."""
+    raw = path.read_bytes()
+    for reader in _REMEMBERED:
+        reader.cache_clear()
+    afresh = parse_message(raw)
+    assert parse_message(raw) == afresh
 
 
 _HEADER_BLOCK_PIECES = st.sampled_from(
