@@ -104,6 +104,8 @@ DEFAULT_LINE_LENGTH_LIMIT = 1024 * 1024
 INLINE_PARSE_LIMIT = 256 * 1024
 SERVER_HOSTNAME = "mailroom.localhost"
 IDENT = "Mailroom catcher"
+# A connection silent this long is closed (aiosmtpd's default, RFC 5321 4.5.3.2.7).
+IDLE_TIMEOUT = 300.0
 
 
 def format_peer(peer: Any) -> str:
@@ -653,6 +655,28 @@ class CatchingSMTP(SMTP):
     def _create_envelope(self) -> CatchingEnvelope:
         return CatchingEnvelope()
 
+    _deadline = 0.0
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Push the idle deadline back (aiosmtpd calls this before every command).
+
+        aiosmtpd cancels its timer and schedules a new one each time, which filled the
+        event loop's timer heap with cancelled timers; here one timer re-arms itself
+        for the deadline when it fires early.
+        """
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > self._deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        if self.loop.time() < self._deadline:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._check_timeout)
+        else:
+            self._timeout_cb()  # type: ignore[no-untyped-call]
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._live is not None:
             self._live.add(self)
@@ -855,6 +879,7 @@ class CatcherServer:
         line_length_limit: int = DEFAULT_LINE_LENGTH_LIMIT,
         server_hostname: str = SERVER_HOSTNAME,
         rng: random.Random | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         if not host:
             raise ValueError("host must be given (aiosmtpd would otherwise pick ::1)")
@@ -866,6 +891,7 @@ class CatcherServer:
         self.line_length_limit = line_length_limit
         self.server_hostname = server_hostname
         self.rng = rng
+        self.idle_timeout = idle_timeout
         self._controller: _Controller | None = None
         self._writer: BatchWriter | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -900,6 +926,7 @@ class CatcherServer:
             data_size_limit=self.size_limit,
             decode_data=False,
             enable_SMTPUTF8=True,
+            timeout=self.idle_timeout,
         )
         try:
             controller.start()

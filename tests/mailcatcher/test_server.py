@@ -294,3 +294,29 @@ def test_store_locked_too_long_gives_451_then_recovers(
     finally:
         other.close()
         store.close()
+
+
+def test_silent_connection_is_closed_after_the_idle_timeout(
+    make_catcher: Callable[..., CatcherServer],
+) -> None:
+    """A client that says nothing for longer than the idle timeout is disconnected."""
+    server = make_catcher(idle_timeout=0.3)
+    with RawSMTP(server.address) as client:
+        assert client.command("EHLO quiet")[0] == 250
+        started = time.monotonic()
+        client.sock.settimeout(10)
+        assert client.sock.recv(1) == b""  # the server closed the connection
+        assert time.monotonic() - started >= 0.25
+
+
+def test_talking_connection_outlives_the_idle_timeout(
+    make_catcher: Callable[..., CatcherServer],
+) -> None:
+    """Every command pushes the idle deadline back: a client sending one every 0.1 s
+    stays connected for several times the timeout."""
+    server = make_catcher(idle_timeout=0.4)
+    with RawSMTP(server.address) as client:
+        assert client.command("EHLO busy")[0] == 250
+        for _ in range(15):
+            time.sleep(0.1)  # the pace of the client is the condition under test
+            assert client.command("NOOP")[0] == 250
