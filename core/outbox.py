@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, or_, update
 from sqlmodel import col, select
 
-from core.db import Database, now_ts
+from core.db import Database, FastTx, now_ts
 from core.delivery import SendResult
 from core.models import (
     FAILED,
@@ -112,17 +112,14 @@ def claim(
     holder has stopped beating; None (inline `sync` delivery) relies on the lease.
     """
     now = now_ts()
-    with db.fast_write() as tx:
-        rows, _ = tx.execute(
-            _CLAIM_SQL,
-            {
-                "id": outbox_id,
-                "lease_until": now + lease_seconds,
-                "claimed_by": claimed_by,
-                "now": now,
-                "due": now + CLAIM_SLACK_SECONDS,
-            },
-        )
+    params = {
+        "id": outbox_id,
+        "lease_until": now + lease_seconds,
+        "claimed_by": claimed_by,
+        "now": now,
+        "due": now + CLAIM_SLACK_SECONDS,
+    }
+    rows = db.grouped_write(lambda tx: tx.execute(_CLAIM_SQL, params)[0])
     if not rows:
         return None
     (oid, user_id, kind, to_addr, to_name, subject, message_id, number, max_attempts,
@@ -162,7 +159,8 @@ def finish_attempt(
     error = result.error
     if status == FAILED and result.outcome == "retry":
         error = f"gave up after {row.number} attempts; last: {result.error}"
-    with db.fast_write() as tx:
+
+    def record(tx: FastTx) -> int:
         tx.execute(
             _INSERT_ATTEMPT_SQL,
             {
@@ -179,20 +177,23 @@ def finish_attempt(
         if status == SENT:
             # A 250 is the truth even if the lease ran out meanwhile.
             _, done = tx.execute(_MARK_SENT_SQL, {"id": row.id, "now": now, "code": result.code})
-        else:
-            _, done = tx.execute(
-                _MARK_OTHER_SQL,
-                {
-                    "id": row.id,
-                    "status": status,
-                    "next_attempt_at": (now + delay) if delay is not None else None,
-                    "code": result.code,
-                    "error": error,
-                    "now": now,
-                    "number": row.number,
-                },
-            )
-        applied = done == 1
+            return done
+        _, done = tx.execute(
+            _MARK_OTHER_SQL,
+            {
+                "id": row.id,
+                "status": status,
+                "next_attempt_at": (now + delay) if delay is not None else None,
+                "code": result.code,
+                "error": error,
+                "now": now,
+                "number": row.number,
+            },
+        )
+        return done
+
+    # Grouped with other worker threads' writes (see Database.grouped_write).
+    applied = db.grouped_write(record) == 1
     return Finished(status=status, delay=delay, applied=applied)
 
 

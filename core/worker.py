@@ -98,10 +98,12 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
 
 # Worker threads spend most of their time waiting for the SMTP server's replies (the
 # catcher answers DATA only once the message is committed), so many more than the cores
-# keep it busy and let it commit several messages at once: on 2 cores end to end
-# (bench/throughput.py, 3,000 sign-ups) 4 threads delivered 330-390 emails/s, 8 about
-# 410, 16 430-466, 32 no more. Each thread holds at most one pooled SMTP connection.
-DEFAULT_WORKERS = 16
+# keep it busy and let it commit several messages at once. On 2 cores end to end
+# (3,000 sign-ups, bench/throughput.py's scenario), with the outbox writes grouped:
+# 16 threads 516-536 emails/s, 32 threads 531-588, 64 threads 473-490 (the threads'
+# own overhead wins). Each thread holds at most one pooled SMTP connection: a relay
+# that limits concurrent connections wants `--workers` lower.
+DEFAULT_WORKERS = 32
 
 # The idle poll interval is per thread: threads back off to settings'
 # worker_max_poll_seconds times (threads / POLL_THREADS), so that an idle worker reads
