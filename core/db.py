@@ -174,7 +174,7 @@ class Database:
         # Threads of this process queue here (a lock hand-over is cheap) rather than
         # each polling SQLite for the write lock; only other processes are polled for.
         with self._fast_write_lock:
-            _begin_immediate(raw)
+            begin_immediate(raw)
             try:
                 yield _SqliteTx(raw)
                 raw.execute("COMMIT")
@@ -220,7 +220,6 @@ class Database:
             isolation_level=None,
         )
         _sqlite_on_connect(conn, None)
-        conn.execute("PRAGMA busy_timeout = 0")  # _begin_immediate waits instead
         with self._fast_lock:
             if self._closed:
                 conn.close()
@@ -343,29 +342,36 @@ class _GroupWriter:
         future.set_result(result)
 
 
-def _begin_immediate(conn: sqlite3.Connection) -> None:
+def begin_immediate(conn: sqlite3.Connection, busy_timeout_ms: int | None = None) -> None:
     """BEGIN IMMEDIATE, waiting for another writer in steps of 0.1-2 ms.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20 ... ms between tries, so a
     transaction that finds the write lock taken for a tenth of a millisecond waits at
-    least a millisecond; on a busy queue that was half of a sign-up's time.
+    least a millisecond; on a busy queue that was half of a sign-up's time. The busy
+    handler is off only for this statement (busy_timeout_ms, default BUSY_TIMEOUT_MS,
+    is the connection's and the longest wait here).
     """
+    timeout_ms = BUSY_TIMEOUT_MS if busy_timeout_ms is None else busy_timeout_ms
     delay = 0.0001
     deadline: float | None = None
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        except sqlite3.OperationalError as exc:
-            if not is_locked_error(exc):
-                raise
-            now = time.monotonic()
-            if deadline is None:
-                deadline = now + BUSY_TIMEOUT_MS / 1000
-            elif now >= deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.002)
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_locked_error(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + timeout_ms / 1000
+                elif now >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
