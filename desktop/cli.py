@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from core.errors import DataFolderError
 from core.settings import DELIVERY_MODES, Settings
-from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE, SMTP_ADDRESS_FILE
+from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE, SMTP_ADDRESS_FILE, WINDOW_WORKERS
 
 OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
 
@@ -237,7 +237,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings,
         run_catcher=not args.no_catcher,
         run_worker=not args.no_worker,
-        workers=args.workers,
+        workers=args.workers or DEFAULT_WORKERS,
         size_limit=args.max_size * 1024 * 1024,
         worker_process=True,
     )
@@ -257,7 +257,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if http:
             print(f"HTTP (activation links, /api/v1) on http://{http[0]}:{http[1]}")
         child = runtime.worker_process
-        workers = (f"{args.workers} worker thread(s) in process {child.pid}" if child
+        workers = (f"{runtime.options.workers} worker thread(s) in process {child.pid}" if child
                    else "no worker")
         print(f"data in {settings.data_dir}; delivery {settings.delivery}; {workers}")
         print("Ctrl-C stops.", flush=True)
@@ -294,12 +294,13 @@ def _stop_when_stdin_closes() -> threading.Event:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     engine = open_engine(args, create=True)
+    threads = args.workers or DEFAULT_WORKERS
     try:
         s = engine.settings
-        print(f"Mailroom worker: {args.workers} thread(s), data in {s.data_dir}, sending to "
+        print(f"Mailroom worker: {threads} thread(s), data in {s.data_dir}, sending to "
               f"{s.smtp_host}:{s.smtp_port}, links to {s.activation_base_url}", flush=True)
         stop = _stop_when_stdin_closes() if args.stop_when_stdin_closes else None
-        engine.run_worker(args.workers, stop)
+        engine.run_worker(threads, stop)
     finally:
         engine.close()
     print("worker stopped.")
@@ -316,7 +317,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
                          "run `mailroom serve` for the headless product")
     settings = build_settings(args, serves_http=True)
     return int(run_gui(settings, run_catcher=not args.no_catcher,
-                       run_worker=not args.no_worker, workers=args.workers))
+                       run_worker=not args.no_worker,
+                       workers=args.workers or WINDOW_WORKERS))
 
 
 # -- commands: the engine ---------------------------------------------------------------
@@ -768,8 +770,9 @@ def _option_groups(top: bool) -> dict[str, _Parser]:
                             "this data folder's `serve` or window listens, else "
                             "http://127.0.0.1:8025)")
     workers = _Parser(add_help=False)
-    workers.add_argument("--workers", type=_positive_int, default=default(DEFAULT_WORKERS),
-                         metavar="N", help=f"queue worker threads (default {DEFAULT_WORKERS})")
+    workers.add_argument("--workers", type=_positive_int, default=default(None),
+                         metavar="N", help=f"queue worker threads (default {DEFAULT_WORKERS}; "
+                                           f"{WINDOW_WORKERS} in the window's own process)")
     run = _Parser(add_help=False)
     run.add_argument("--no-worker", action="store_true", default=default(False),
                      help="run no queue worker here (run `mailroom worker` beside it)")

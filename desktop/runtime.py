@@ -24,6 +24,11 @@ from mailcatcher.server import CatcherServer
 from mailcatcher.store import MessageStore
 
 DEFAULT_SIZE_LIMIT = 50 * 1024 * 1024
+# Queue worker threads when the window runs them in its own process: they share the
+# interpreter lock with the window's thread, which must stay responsive while a bulk
+# sign-up delivers; `serve` and `mailroom worker` run DEFAULT_WORKERS in a process of
+# their own.
+WINDOW_WORKERS = 4
 # Where this data folder's activation links were last answered; read by `mailroom worker`
 # and `mailroom register` so the links they write point at a running HTTP port.
 HTTP_URL_FILE = "http.url"

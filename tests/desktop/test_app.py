@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from core.engine import DEFAULT_WORKERS, Engine
 from core.settings import Settings
 from desktop import app
+from desktop.runtime import WINDOW_WORKERS
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,3 +94,27 @@ def test_window_process_stops_cleanly_on_a_signal(
     for port in (smtp_port, http_port):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))  # free again
+
+
+@pytest.mark.parametrize(("command", "threads"), [
+    ([], WINDOW_WORKERS),  # the window: worker threads share its interpreter lock
+    (["serve"], DEFAULT_WORKERS),  # serve: its worker is a process of its own
+])
+def test_worker_threads_default_to_what_the_process_can_afford(
+    command: list[str], threads: int, data_dir: Path, free_port: Callable[[], int]
+) -> None:
+    """Without --workers the window runs a few worker threads and serve's worker many."""
+    smtp_port, http_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "desktop.cli", *command, "--data-dir", str(data_dir),
+            "--smtp-port", str(smtp_port), "--http-port", str(http_port)]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QTWEBENGINE_DISABLE_SANDBOX="1")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    engine = Engine(Settings(data_dir=data_dir, smtp_port=smtp_port, http_port=http_port))
+    try:
+        wait_until(lambda: engine.queue_stats().workers_alive > 0, 60, "a worker to beat")
+        assert engine.queue_stats().worker_threads == threads
+    finally:
+        engine.close()
+        proc.terminate()
+        proc.communicate(timeout=30)
