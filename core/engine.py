@@ -281,13 +281,19 @@ class Engine:
 
     # -- read models -------------------------------------------------------------------
 
-    def list_users(self, *, limit: int | None = None, offset: int = 0) -> list[UserView]:
-        """Users, newest first."""
-        return queries.list_users(self.db, limit, offset)
+    def list_users(
+        self, *, limit: int | None = None, offset: int = 0, upto: int | None = None
+    ) -> list[UserView]:
+        """Users, newest first (with upto: ids up to it)."""
+        return queries.list_users(self.db, limit, offset, upto)
 
-    def count_users(self) -> int:
-        """Number of users."""
-        return queries.count_users(self.db)
+    def count_users(self, *, upto: int | None = None) -> int:
+        """Number of users (with upto: with an id up to it)."""
+        return queries.count_users(self.db, upto)
+
+    def count_outbox(self, *, status: str | None = None, upto: int | None = None) -> int:
+        """Number of outbound emails (in a status; with upto: with an id up to it)."""
+        return queries.count_outbox(self.db, status, upto)
 
     def get_user(self, user_id: int) -> UserView | None:
         """One user by id."""
@@ -305,10 +311,11 @@ class Engine:
         user_id: int | None = None,
         limit: int | None = None,
         offset: int = 0,
+        upto: int | None = None,
     ) -> list[OutboxView]:
-        """Outbound emails, newest first."""
+        """Outbound emails, newest first (with upto: ids up to it)."""
         return queries.list_outbox(
-            self.db, self.settings.token_ttl_seconds, status, user_id, limit, offset
+            self.db, self.settings.token_ttl_seconds, status, user_id, limit, offset, upto
         )
 
     def get_outbox(self, outbox_id: int) -> OutboxView | None:

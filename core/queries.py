@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import func
+from sqlalchemy import func, text
 from sqlmodel import col, select
 
 from core.db import Database, to_datetime
@@ -229,19 +229,48 @@ def attempt_view(row: DeliveryAttempt, to: str = "") -> AttemptView:
     )
 
 
-def list_users(db: Database, limit: int | None = None, offset: int = 0) -> list[UserView]:
-    """Users, newest first."""
+def list_users(
+    db: Database, limit: int | None = None, offset: int = 0, upto: int | None = None
+) -> list[UserView]:
+    """Users, newest first; with upto, only those with an id up to it (a stable page)."""
     with db.read() as s:
-        stmt = select(User).order_by(col(User.id).desc()).offset(offset)
+        stmt = select(User)
+        if upto is not None:
+            stmt = stmt.where(col(User.id) <= upto)
+        stmt = stmt.order_by(col(User.id).desc()).offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
         return [user_view(r) for r in s.exec(stmt)]
 
 
-def count_users(db: Database) -> int:
-    """How many users there are."""
+def count_users(db: Database, upto: int | None = None) -> int:
+    """How many users there are (with upto, with an id up to it)."""
+    return _count_upto(db, "users", "", {}, upto)
+
+
+def count_outbox(db: Database, status: str | None = None, upto: int | None = None) -> int:
+    """How many outbound emails there are (in a status; with upto, with an id up to it)."""
+    if status is None:
+        return _count_upto(db, "outbox", "", {}, upto)
+    return _count_upto(db, "outbox", "status = :status", {"status": status}, upto)
+
+
+def _count_upto(
+    db: Database, table: str, where: str, params: dict[str, Any], upto: int | None
+) -> int:
+    """count(*) of table where `where`, less the rows with an id above upto.
+
+    Counted as all minus the newest (one statement, so one snapshot): the newest are a
+    short range of the primary key, while "id <= upto" would read the whole table.
+    """
+    cond = f" WHERE {where}" if where else ""
+    sql = f"SELECT count(*) FROM {table}{cond}"
+    if upto is not None:
+        newer = f"{where} AND id > :upto" if where else "id > :upto"
+        sql = f"SELECT ({sql}) - (SELECT count(*) FROM {table} WHERE {newer})"
+        params = {**params, "upto": upto}
     with db.read() as s:
-        return int(s.exec(select(func.count()).select_from(User)).one())
+        return int(s.execute(text(sql), params).scalar_one())
 
 
 def get_user(db: Database, user_id: int) -> UserView | None:
@@ -265,12 +294,16 @@ def list_outbox(
     user_id: int | None = None,
     limit: int | None = None,
     offset: int = 0,
+    upto: int | None = None,
 ) -> list[OutboxView]:
-    """Outbound emails, newest first, optionally by status and/or user."""
+    """Outbound emails, newest first, optionally by status and/or user, and with an id
+    up to `upto` (a stable page while new ones are queued)."""
     with db.read() as s:
         stmt = select(Outbox)
         if status is not None:
             stmt = stmt.where(col(Outbox.status) == status)
+        if upto is not None:
+            stmt = stmt.where(col(Outbox.id) <= upto)
         if user_id is not None:
             stmt = stmt.where(col(Outbox.user_id) == user_id)
         stmt = stmt.order_by(col(Outbox.id).desc()).offset(offset)

@@ -438,9 +438,15 @@ class BaseMessageStore(ABC):
 
     @abstractmethod
     def count_messages(
-        self, search: str | None = None, *, query: SearchQuery | None = None
+        self,
+        search: str | None = None,
+        *,
+        query: SearchQuery | None = None,
+        before_id: int | None = None,
     ) -> int:
-        """How many messages there are (matching search and query, if given)."""
+        """How many messages there are (matching search and query, if given; with
+        before_id, only those with a lower id: the count that goes with list_messages'
+        pages of the same before_id, however much mail arrives meanwhile)."""
 
     def count_messages_unread(
         self, search: str | None = None, *, query: SearchQuery | None = None
@@ -822,13 +828,24 @@ class MessageStore(BaseMessageStore):
         return [self._summary(r) for r in rows]
 
     def count_messages(
-        self, search: str | None = None, *, query: SearchQuery | None = None
+        self,
+        search: str | None = None,
+        *,
+        query: SearchQuery | None = None,
+        before_id: int | None = None,
     ) -> int:
-        """How many messages there are (matching search and query, if given)."""
+        """How many messages there are (matching search and query, if given; with
+        before_id, only those with a lower id)."""
         source, where, params = _sql_query(self._query(search, query))
         sql = f"SELECT count(*) FROM {source}" + (
             " WHERE " + " AND ".join(where) if where else ""
         )
+        if before_id is not None:
+            # All less the newest, in one statement (one snapshot): the newest are a short
+            # range of ids, while "id < before_id" would walk the whole table.
+            newer = " AND ".join([*where, "m.id >= ?"])
+            sql = f"SELECT ({sql}) - (SELECT count(*) FROM {source} WHERE {newer})"
+            params = [*params, *params, int(before_id)]
         return int(self._conn().execute(sql, params).fetchone()[0])
 
     def count_messages_unread(
@@ -1396,11 +1413,18 @@ class MemoryMessageStore(BaseMessageStore):
         return [r.summary for r in rows[start : start + max(0, int(limit))]]
 
     def count_messages(
-        self, search: str | None = None, *, query: SearchQuery | None = None
+        self,
+        search: str | None = None,
+        *,
+        query: SearchQuery | None = None,
+        before_id: int | None = None,
     ) -> int:
         with self._lock:
             self._check()
-            return len(self._matching(self._query(search, query)))
+            rows = self._matching(self._query(search, query))
+        if before_id is not None:
+            rows = [r for r in rows if r.summary.id < before_id]
+        return len(rows)
 
     def list_messages_since(self, after_id: int, limit: int = 500) -> list[MessageSummary]:
         with self._lock:

@@ -63,12 +63,15 @@ class InboxModel(PagedTableModel):
 
     # The search box reads Mailpit's syntax (subject:, to:, is:unread, larger:, "a phrase"),
     # as the HTTP API and `mailroom messages --search` do.
-    def fetch_count(self, query: Any) -> int:
-        return self._source.count_messages(query=parse_search(query) if query else None)
+    def fetch_count(self, query: Any, upto: int | None) -> int:
+        return self._source.count_messages(
+            query=parse_search(query) if query else None,
+            before_id=None if upto is None else upto + 1)
 
-    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
+    def fetch_page(self, query: Any, offset: int, limit: int, upto: int | None) -> list[Any]:
         return self._source.list_messages(
-            limit=limit, offset=offset, query=parse_search(query) if query else None)
+            limit=limit, offset=offset, query=parse_search(query) if query else None,
+            before_id=None if upto is None else upto + 1)
 
     # Cells ---------------------------------------------------------------------------------
     def cell(self, m: Any, column: int, role: int) -> Any:

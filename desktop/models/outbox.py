@@ -41,12 +41,12 @@ class OutboxModel(PagedTableModel):
         super().__init__(runner, parent)
         self._engine = engine
 
-    def fetch_count(self, query: Any) -> int:
-        by_status = self._engine.queue_stats().by_status
-        return int(sum(by_status.values()) if query is None else by_status.get(query, 0))
+    def fetch_count(self, query: Any, upto: int | None) -> int:
+        return self._engine.count_outbox(status=query, upto=upto)
 
-    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
-        return list(self._engine.list_outbox(status=query, limit=limit, offset=offset))
+    def fetch_page(self, query: Any, offset: int, limit: int, upto: int | None) -> list[Any]:
+        return list(self._engine.list_outbox(status=query, limit=limit, offset=offset,
+                                             upto=upto))
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:

@@ -5,10 +5,16 @@ pages of `PAGE_SIZE` rows. A row whose page is not cached shows a placeholder an
 asks for its page; when the page arrives the rows are updated. So a list of 100,000
 rows costs one count and the pages actually looked at.
 
-`refresh()` reloads the count and the first page. When rows were only added on top
+`refresh()` reloads the first page and the count. When rows were only added on top
 (newest first), they are inserted, so that a view keeps its selection and scroll
 position; other changes (a row's state) update the cells in place; anything else
 (a different query, deletions) resets the model.
+
+Rows are newest first by key (an id that only grows). A refresh notes the key of its
+newest row; its count and every page fetched until the next refresh leave out newer
+rows, so that a page fetched while mail streams in still holds the rows the model
+expects at those positions (with plain offsets each new message would push every
+later page one row down, showing a row twice and skipping another).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class PagedTableModel(QAbstractTableModel):
         self._runner = runner
         self._query: Any = None
         self._shown_query: Any = None
+        self._upto: int | None = None  # the newest key of the last refresh's snapshot
         self._count = 0
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
         self._wanted: list[int] = []  # most recent last
@@ -52,12 +59,13 @@ class PagedTableModel(QAbstractTableModel):
         self._refresher = Refresher(runner, self._make_refresh_job, self._apply_refresh)
 
     # What subclasses say ----------------------------------------------------------------
-    def fetch_count(self, query: Any) -> int:
-        """How many rows match query (runs on the pool)."""
+    def fetch_count(self, query: Any, upto: int | None) -> int:
+        """How many rows match query, leaving out keys above upto (runs on the pool)."""
         raise NotImplementedError
 
-    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
-        """Rows offset..offset+limit of query, newest first (runs on the pool)."""
+    def fetch_page(self, query: Any, offset: int, limit: int, upto: int | None) -> list[Any]:
+        """Rows offset..offset+limit of query, newest first, leaving out keys above
+        upto (None: no bound); runs on the pool."""
         raise NotImplementedError
 
     def cell(self, row: Any, column: int, role: int) -> Any:
@@ -143,15 +151,23 @@ class PagedTableModel(QAbstractTableModel):
         query = self._query
 
         def job() -> tuple[Any, int, list[Any]]:
-            count = self.fetch_count(query)
-            return query, count, self.fetch_page(query, 0, PAGE_SIZE)
+            first = self.fetch_page(query, 0, PAGE_SIZE, None)
+            if not first:
+                return query, 0, first
+            return query, self.fetch_count(query, self._bound(first[0])), first
 
         return job
+
+    def _bound(self, row: Any) -> int:
+        key = self.key(row)
+        assert isinstance(key, int), "paged rows are keyed by a growing integer id"
+        return key
 
     def _apply_refresh(self, result: tuple[Any, int, list[Any]]) -> None:
         query, count, first = result
         if query != self._query:
             return  # the query changed meanwhile; a newer refresh is on its way
+        self._upto = self._bound(first[0]) if first else None
         old_count = self._count
         old_first = self._pages.get(0) or []
         new_keys = [self.key(r) for r in first]
@@ -237,10 +253,10 @@ class PagedTableModel(QAbstractTableModel):
             return
         number = self._wanted.pop()
         self._fetching = number
-        query, generation = self._query, self._generation
+        query, generation, upto = self._query, self._generation, self._upto
 
         def job() -> list[Any]:
-            return self.fetch_page(query, number * PAGE_SIZE, PAGE_SIZE)
+            return self.fetch_page(query, number * PAGE_SIZE, PAGE_SIZE, upto)
 
         self._runner.submit(job, lambda rows: self._on_page(generation, number, rows),
                             lambda exc: self._on_page_failed(generation, exc))

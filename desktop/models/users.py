@@ -24,11 +24,11 @@ class UsersModel(PagedTableModel):
         super().__init__(runner, parent)
         self._engine = engine
 
-    def fetch_count(self, query: Any) -> int:
-        return int(self._engine.count_users())
+    def fetch_count(self, query: Any, upto: int | None) -> int:
+        return int(self._engine.count_users(upto=upto))
 
-    def fetch_page(self, query: Any, offset: int, limit: int) -> list[Any]:
-        return list(self._engine.list_users(limit=limit, offset=offset))
+    def fetch_page(self, query: Any, offset: int, limit: int, upto: int | None) -> list[Any]:
+        return list(self._engine.list_users(limit=limit, offset=offset, upto=upto))
 
     def display(self, row: Any, column: int) -> str:
         if column == self.COL_ID:

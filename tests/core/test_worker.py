@@ -204,6 +204,24 @@ def test_listings_page_and_filter(engine: Engine) -> None:
     assert [o.user_id for o in engine.list_outbox(user_id=ids[0])] == [ids[0]]
 
 
+def test_counts_and_pages_up_to_an_id_leave_out_newer_rows(engine: Engine) -> None:
+    """With upto, counts and pages of users and outbound emails leave out newer rows, so a
+    list paged after more sign-ups still lines up with its count."""
+    first = [engine.register(f"q{i}@example.com", PASSWORD) for i in range(4)]
+    for i in range(3):
+        engine.register(f"late{i}@example.com", PASSWORD)
+    top_user, top_mail = first[-1].user_id, first[-1].outbox_id
+    assert top_user is not None and top_mail is not None
+    assert engine.count_users(upto=top_user) == 4 and engine.count_users() == 7
+    assert [u.id for u in engine.list_users(offset=1, upto=top_user)] == [
+        r.user_id for r in first[::-1][1:]]
+    assert engine.count_outbox(upto=top_mail) == 4
+    assert engine.count_outbox(status="queued", upto=top_mail) == 4
+    assert engine.count_outbox(status="sent", upto=top_mail) == 0
+    assert [o.id for o in engine.list_outbox(status="queued", upto=top_mail)] == [
+        r.outbox_id for r in first[::-1]]
+
+
 def test_run_worker_stops_cleanly_on_sigterm(data_dir: Path, smtp: SmtpServer) -> None:
     """The standalone worker process delivers, and exits 0 soon after SIGTERM."""
     code = textwrap.dedent(

@@ -355,3 +355,47 @@ def test_new_mail_keeps_the_rows_on_screen_while_scrolled_deep(
     with qtbot.waitSignal(model.page_loaded, timeout=10000):
         pass
     assert model.message_at(58).subject == shown
+
+
+def test_a_page_fetched_while_mail_arrives_holds_the_rows_of_its_refresh(
+    qtbot: Any, store: MessageStore, runner: TaskRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mail stored after a refresh does not push a page fetched later down: each row
+    shows the message the refreshed count put there, none twice, none skipped."""
+    from desktop.models import paged
+
+    monkeypatch.setattr(paged, "PAGE_SIZE", 10)
+    fill(store, 100)
+    model = InboxModel(store, runner)
+    refreshed(qtbot, model)
+    fill(store, 3, start=100)  # arrives before the view scrolls (no refresh yet)
+    with qtbot.waitSignal(model.page_loaded, timeout=10000):
+        model.data(model.index(55, model.COL_SUBJECT))
+    assert model.rowCount() == 100
+    assert [model.message_at(r).subject for r in range(50, 60)] == [
+        f"Message number {99 - r}" for r in range(50, 60)]
+    # The next refresh shows the new mail on top, and the same page one step lower.
+    with qtbot.waitSignal(model.rowsInserted, timeout=10000):
+        model.refresh()
+    assert model.rowCount() == 103
+    assert model.message_at(58).subject == "Message number 44"
+
+
+def test_a_users_page_fetched_after_new_sign_ups_keeps_its_rows(
+    qtbot: Any, engine: Engine, runner: TaskRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The users list pages by the refresh's newest user too (sign-ups stream in)."""
+    from desktop.models import paged
+
+    monkeypatch.setattr(paged, "PAGE_SIZE", 5)
+    for i in range(20):
+        engine.register(f"u{i:02d}@example.com", PASSWORD)
+    model = UsersModel(engine, runner)
+    refreshed(qtbot, model)
+    for i in range(20, 24):
+        engine.register(f"u{i:02d}@example.com", PASSWORD)
+    with qtbot.waitSignal(model.page_loaded, timeout=10000):
+        model.data(model.index(12, model.COL_EMAIL))
+    assert model.rowCount() == 20
+    assert [model.data(model.index(r, model.COL_EMAIL)) for r in range(10, 15)] == [
+        f"u{19 - r:02d}@example.com" for r in range(10, 15)]

@@ -122,6 +122,17 @@ def test_list_is_newest_first_and_pages(store: BaseMessageStore) -> None:
     assert store.count_messages() == 7
 
 
+def test_count_before_an_id_matches_the_pages_before_it(store: BaseMessageStore) -> None:
+    """count_messages(before_id=...) counts exactly what list_messages pages with the same
+    bound, with and without a search (the inbox's stable pages while mail arrives)."""
+    ids = [_add(store, _mail(f"m{i}", body="zebra" if i % 2 else "plain")) for i in range(9)]
+    for before in (ids[0], ids[4], ids[8], ids[8] + 1):
+        for search in (None, "zebra"):
+            listed = store.list_messages(limit=100, before_id=before, search=search)
+            assert store.count_messages(search, before_id=before) == len(listed)
+    assert store.count_messages(before_id=ids[4]) == 4
+
+
 def test_list_messages_since_follows_new_arrivals(store: BaseMessageStore) -> None:
     """list_messages_since gives the messages after an id, oldest first."""
     ids = [_add(store, _mail(f"m{i}")) for i in range(4)]
