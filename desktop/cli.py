@@ -740,6 +740,28 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, exit status 2
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """As argparse's, but an unknown option is named without what follows it (it may
+        be a password) and the help pointed to is the command's own."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            options = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
+            what = (f"unrecognized option(s): {' '.join(options)}" if options
+                    else f"unrecognized argument(s): {' '.join(extras)}")
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            raise UsageError(f"{what} (see `{prog} --help`)")
+        return parsed
+
+
+class _RefusePassword(argparse.Action):
+    """`--password`: refused, because a password in the command line is not secret."""
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> None:
+        raise UsageError("there is no --password option: a password on the command line "
+                         "can be read by every user of this machine (ps, shell history); "
+                         "use --password-stdin, or leave it out to have one generated")
+
 
 def _option_groups(top: bool) -> dict[str, _Parser]:
     """Parent parsers for options that the top level and the sub-commands share.
@@ -821,6 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-stdin", action="store_true",
                    help="read one password from standard input (else one is generated "
                         "per user and printed)")
+    p.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_register)
     p = sub.add_parser("activate", parents=[common, jsonf], help="activate with a token or link")
     p.add_argument("token", metavar="TOKEN_OR_LINK")

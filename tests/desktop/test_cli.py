@@ -296,6 +296,22 @@ def test_a_shortened_option_is_refused_not_guessed(
     assert "wait" not in out  # no rule was added
 
 
+def test_a_password_option_is_refused_and_never_echoed(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`register --password X` says how to give a password instead, signs nobody up, and
+    does not print X; an unknown option is named without its value."""
+    code, out, err = run_cli(capsys, "register", "pw@example.com", "--password",
+                             "hunter2 secret", "--data-dir", str(data_dir))
+    assert code == 2 and "--password-stdin" in err
+    assert "hunter2" not in out + err
+    code, _, err = run_cli(capsys, "register", "pw@example.com", "--passwd=hunter2",
+                           "--data-dir", str(data_dir))
+    assert code == 2 and "--passwd" in err and "hunter2" not in err
+    assert "`mailroom register --help`" in err  # the command's own help
+    assert run_json(capsys, "users", "--data-dir", str(data_dir), "--json") == []
+
+
 def test_an_address_file_saved_with_a_byte_order_mark_is_read(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
