@@ -17,7 +17,6 @@ import random
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
@@ -58,17 +57,14 @@ class _Worker(HueyWorker):  # type: ignore[misc]
     def sleep(self) -> None:
         delay = min(self.delay, self.max_delay)
         # Jitter keeps idle threads from polling in step (they start together), so that
-        # some thread looks at the queue every max_delay / threads seconds or so.
-        deadline = time.monotonic() + delay * random.uniform(0.5, 1.0)
-        # Wait in short steps so that a stop request is seen promptly too.
-        while not self.stop_flag.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if self.wake.wait(min(remaining, 0.1)):
+        # some thread looks at the queue every max_delay / threads seconds or so. The
+        # wait ends early when this process enqueues, and when the consumer stops (it
+        # sets the event too; a stopping consumer's event stays set).
+        if self.wake.wait(delay * random.uniform(0.5, 1.0)):
+            if not self.stop_flag.is_set():
                 self.wake.clear()
-                self.delay = self.default_delay
-                return
+            self.delay = self.default_delay
+            return
         self.delay = delay * self.backoff
 
 
@@ -89,11 +85,18 @@ class EmbeddedConsumer(Consumer):  # type: ignore[misc]
         self.scheduler_class = type(
             "Scheduler", (_Scheduler,), {"interval_seconds": max(0.05, scheduler_seconds)}
         )
-        self.worker_class = type("Worker", (_Worker,), {"wake": wake or threading.Event()})
+        self.wake = wake or threading.Event()
+        self.worker_class = type("Worker", (_Worker,), {"wake": self.wake})
         super().__init__(*args, **kwargs)
 
     def _set_signal_handlers(self) -> None:
         """Deliberately nothing: the host program owns its signals."""
+
+    def stop(self, graceful: bool = False) -> None:
+        """Huey's stop, also waking the idle worker threads so that they see it at once."""
+        self.stop_flag.set()
+        self.wake.set()
+        super().stop(graceful=graceful)
 
 
 # Worker threads spend most of their time waiting for the SMTP server's replies (the

@@ -323,3 +323,15 @@ def test_revoking_a_delivery_task_is_refused(engine: Engine) -> None:
     """Revoking would be ignored by the queue, so it is refused with the reason."""
     with pytest.raises(NotImplementedError, match="outbox row"):
         engine.queue.huey.revoke_by_id("some-task-id")
+
+
+def test_an_idle_worker_stops_at_once_however_long_its_threads_would_wait(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """Idle threads wait long between polls (few wake-ups), yet stop() ends them at once."""
+    engine = make_engine(worker_poll_seconds=5.0, worker_max_poll_seconds=5.0)
+    w = engine.start_worker(4)
+    time.sleep(0.5)  # every thread is in its first 2.5-5 s wait: the condition under test
+    started = time.monotonic()
+    w.stop()
+    assert time.monotonic() - started < 2.0
