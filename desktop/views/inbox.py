@@ -84,7 +84,8 @@ class InboxView(QWidget):
         layout.addWidget(self.splitter, 1)
         self._selected_id: int | None = None
         self._search_changed = False  # the list was refiltered since the preview was chosen
-        self._select_row_after_delete: int | None = None
+        # After Delete: the row to select, once a refresh no longer lists these ids.
+        self._select_after_delete: tuple[int, frozenset[int]] | None = None
         self._update_buttons()
 
     # Search ----------------------------------------------------------------------------
@@ -152,6 +153,7 @@ class InboxView(QWidget):
         summary = self.model.message_at(row) if row >= 0 else None
         if summary is not None and int(summary.id) != self._selected_id:
             self._selected_id = int(summary.id)
+            self._select_after_delete = None  # a message was chosen meanwhile
             self.message_selected.emit(self._selected_id)
         self._update_buttons()
 
@@ -175,12 +177,16 @@ class InboxView(QWidget):
         else:
             what = "captured"
         self.count_label.setText(f"{total} {what}")
-        if self._select_row_after_delete is not None and not self._selected_id:
-            # After Delete the next message is selected, so Delete can be pressed again.
-            row = min(self._select_row_after_delete, self.model.rowCount() - 1)
-            self._select_row_after_delete = None
-            if row >= 0 and self.model.message_at(row) is not None:
-                self._select_row(row)
+        pending = self._select_after_delete
+        if pending is not None and not self._selected_id:
+            # After Delete the next message is selected, so Delete can be pressed again;
+            # not before the deletion shows (a refresh begun before it still lists them).
+            wanted, deleted = pending
+            if not any(self.model.row_of(i) is not None for i in deleted):
+                self._select_after_delete = None
+                row = min(wanted, self.model.rowCount() - 1)
+                if row >= 0 and self.model.message_at(row) is not None:
+                    self._select_row(row)
         self.restore_selection()
         selected = self._selected_id
         if selected is not None and self.model.row_of(selected) is None:
@@ -203,7 +209,7 @@ class InboxView(QWidget):
             if self._selected_id in ids:
                 self.clear_preview()
                 # The first row left after the deletion is the next message down.
-                self._select_row_after_delete = min(rows) if rows else None
+                self._select_after_delete = (min(rows), frozenset(ids)) if rows else None
             self.delete_requested.emit(ids)
 
     def on_toggle_read(self) -> None:
