@@ -104,9 +104,15 @@ def _targets(targets: dict[str, Any], names: dict[str, str], unit: dict[str, str
 def throughput(r: dict[str, Any]) -> str:
     """Benchmark 2 tables."""
     size = r["sizes"]
-    rows = [["end to end (sign-ups and delivery together), emails/s", r["end_to_end"]],
-            ["sign-ups by one caller, per s", r["signups_per_s"]],
-            [f"drain, queue pre-filled, {size['workers']} worker threads, emails/s", r["drain"]]]
+    callers = size.get("callers", 1)
+    rows = [[f"end to end (sign-ups and delivery together), {callers} callers, emails/s",
+             r["end_to_end"]],
+            [f"sign-ups by {callers} callers, per s", r["signups_per_s"]]]
+    if "end_to_end_one_caller" in r:
+        rows += [["end to end, one caller, emails/s", r["end_to_end_one_caller"]],
+                 ["sign-ups by one caller, per s", r["signups_per_s_one_caller"]]]
+    rows += [[f"drain, queue pre-filled, {size['workers']} worker threads, emails/s",
+              r["drain"]]]
     if "drain_more_workers" in r:
         rows.append([f"drain, {size.get('more_workers', 8)} worker threads, emails/s",
                      r["drain_more_workers"]])

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from core.errors import DataFolderError
 from core.settings import DELIVERY_MODES, Settings
+from desktop.models.format import kind_label
 from desktop.runtime import DEFAULT_WORKERS, HTTP_URL_FILE, SMTP_ADDRESS_FILE, WINDOW_WORKERS
 
 OUTBOX_STATES = ("queued", "sending", "retrying", "sent", "failed")
@@ -477,7 +478,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                      "sent_at": o.sent_at} for o in rows])
         return 0
     print_table(("ID", "USER", "KIND", "TO", "STATUS", "TRIES", "NEXT TRY", "LAST REPLY"),
-                ((o.id, o.user_id, o.kind, _safe(o.to), o.status, o.attempts,
+                ((o.id, o.user_id, kind_label(o.kind), _safe(o.to), o.status, o.attempts,
                   _when(o.next_attempt_at) if o.status == "retrying" else "-",
                   _safe(o.last_error or (o.last_code or ""))[:60]) for o in rows))
     return 0
@@ -539,7 +540,8 @@ def cmd_path(args: argparse.Namespace) -> int:
     took = f" (answered in {path.signup_ms:.1f} ms)" if path.signup_ms is not None else ""
     print(f"{_when(path.created_at)}  sign-up of {_safe(user.email)}, user {user.id}{took}")
     for o in sorted(path.outbox, key=lambda o: o.created_at):
-        print(f"{_when(o.created_at)}  outbox #{o.id} {o.kind} to {_safe(o.to)}: queued")
+        print(f"{_when(o.created_at)}  outbox #{o.id} {kind_label(o.kind)} to {_safe(o.to)}: "
+              "queued")
         # Attempts and captures in the order they happened (a capture comes before the
         # 250 that ends its attempt's conversation, after the attempt started).
         lines = []
@@ -592,7 +594,7 @@ def cmd_messages(args: argparse.Namespace) -> int:
     print_table(("ID", "RECEIVED", "FROM", "TO", "SUBJECT", "SIZE", ""),
                 ((m.id, _when(m.received_at), _safe(m.mail_from)[:40],
                   _safe(", ".join(m.rcpt_to))[:40], _safe(m.subject)[:60], m.size,
-                  f"dup of #{m.duplicate_of}" if m.duplicate_of else "") for m in rows))
+                  f"duplicate of #{m.duplicate_of}" if m.duplicate_of else "") for m in rows))
     return 0
 
 

@@ -269,6 +269,11 @@ class Runtime:
                 self._remember(SMTP_ADDRESS_FILE, f"{connect_host}:{port}")
             if opts.run_http:
                 host, port = self.settings.http_host, self.settings.http_port
+                if self.catcher is not None and self.catcher.port == port:
+                    raise StartupError(
+                        f"the SMTP and HTTP ports must differ (both are {port}); "
+                        "choose another with --http-port N or MAILROOM_HTTP_PORT=N"
+                    )
                 _check_port_free("HTTP", host, port)
                 self.http = MailroomHTTPServer(self.engine, self.store, host, port)
                 self.http.start()

@@ -132,11 +132,13 @@ def test_signup_latency_runs_every_case(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_throughput_runs_and_delivers_everything(tmp_path: Path) -> None:
-    """bench.throughput --quick delivers every sign-up and samples the queue over time."""
+    """bench.throughput --quick delivers every sign-up, from several callers and from one,
+    and samples the queue over time."""
     result = run_bench("bench.throughput", tmp_path)
     users = result["sizes"]["users"]
     e2e = result["runs"]["end_to_end"][0]
-    assert e2e["sent"] == users
+    assert e2e["sent"] == users and e2e["callers"] == result["sizes"]["callers"] > 1
+    assert result["runs"]["end_to_end_one_caller"][0]["sent"] == users
     assert e2e["timeline"] and e2e["timeline"][-1]["captured"] <= users
     assert result["idle_ms"]["n"] == result["sizes"]["idle_samples"]
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+# What each kind of outbound email is called where people read it (JSON keeps the name).
+_KIND_LABELS = {
+    "activation": "activation",
+    "signup_attempt_notice": "account-exists notice",
+}
+
+
+def kind_label(kind: str) -> str:
+    """An outbound email's kind as people read it ("account-exists notice")."""
+    return _KIND_LABELS.get(kind, kind.replace("_", " "))
+
 
 def as_datetime(value: object) -> datetime | None:
     """A datetime from a datetime, an epoch number or an ISO string; None if it is none."""
@@ -40,6 +51,14 @@ def fmt_full_time(value: object) -> str:
     if dt is None:
         return ""
     return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def fmt_header_time(value: object) -> str:
+    """A time read from a header (seconds at most), in local time: no milliseconds."""
+    dt = as_datetime(value)
+    if dt is None:
+        return ""
+    return dt.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt_ms(value: float | int | None) -> str:

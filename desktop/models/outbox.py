@@ -10,7 +10,14 @@ from PySide6.QtCore import QObject, Qt
 
 from desktop.models.base import ALIGN, FOREGROUND, TOOLTIP, RowsModel
 from desktop.models.colors import state_color
-from desktop.models.format import fmt_attempts, fmt_full_time, fmt_ms, fmt_time, one_line
+from desktop.models.format import (
+    fmt_attempts,
+    fmt_full_time,
+    fmt_ms,
+    fmt_time,
+    kind_label,
+    one_line,
+)
 from desktop.models.paged import PagedTableModel
 from desktop.tasks import TaskRunner
 
@@ -18,11 +25,12 @@ from desktop.tasks import TaskRunner
 def reply_text(code: object, reply: object) -> str:
     """'250 OK' from a code and a reply text, either of which may be missing.
 
-    A reply that already starts with its code is not prefixed twice.
+    A reply that already holds its code (at the start, or quoted in an error such as
+    "RCPT TO rejected permanently: 550 ...") is not prefixed with it again.
     """
     text = one_line(reply, 200)
     number = str(code) if code not in (None, "") else ""
-    if number and text.startswith(number):
+    if number and (text.startswith(number) or f": {number} " in text):
         number = ""
     parts = [number, text]
     return " ".join(p for p in parts if p)
@@ -52,7 +60,7 @@ class OutboxModel(PagedTableModel):
         if column == self.COL_ID:
             return str(row.id)
         if column == self.COL_KIND:
-            return str(row.kind)
+            return kind_label(str(row.kind))
         if column == self.COL_TO:
             return one_line(row.to)
         if column == self.COL_STATUS:

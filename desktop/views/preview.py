@@ -54,7 +54,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.models.attachments import AttachmentsModel
-from desktop.models.format import fmt_full_time, fmt_list, fmt_size, one_line
+from desktop.models.format import fmt_full_time, fmt_header_time, fmt_list, fmt_size, one_line
 from desktop.models.message import MessageView
 from desktop.views.widgets import make_table, plain_label
 from mailcatcher.parsing import get_attachment, make_visible, safe_filename
@@ -434,7 +434,7 @@ class MessagePreview(QWidget):
             return
         parsed, summary = message.parsed, message.summary
         self.subject_label.setText(one_line(parsed.subject, 500) or "(no subject)")
-        date = fmt_full_time(parsed.date) if parsed.date else ""
+        date = fmt_header_time(parsed.date) if parsed.date else ""
         meta = [
             f"From: {one_line(parsed.from_ or summary.mail_from, 300)}",
             f"To: {one_line(fmt_list(parsed.to) or fmt_list(summary.rcpt_to), 300)}",

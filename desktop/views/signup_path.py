@@ -24,7 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.models.colors import state_color
-from desktop.models.format import as_datetime, fmt_attempts, fmt_full_time, fmt_ms, one_line
+from desktop.models.format import (
+    as_datetime,
+    fmt_attempts,
+    fmt_full_time,
+    fmt_ms,
+    kind_label,
+    one_line,
+)
 from desktop.models.outbox import reply_text
 from desktop.views.widgets import plain_label
 
@@ -124,7 +131,7 @@ class SignupPathView(QWidget):
             if kind == 0:
                 request = self._item(None, "Sign-up request", fmt_full_time(user.created_at),
                                      f"answered in {fmt_ms(getattr(user, 'signup_ms', None))}"
-                                     f" · status {user.status}")
+                                     f" · now {user.status}")
                 request.setForeground(2, QBrush(state_color(user.status)
                                                 or self.palette().text()))
             elif kind == 1:
@@ -140,7 +147,7 @@ class SignupPathView(QWidget):
     def _add_email(self, view: Any, user: Any, item: Any, attempts: list[Any]) -> None:
         email = self._item(
             None,
-            f"Email #{item.id} ({item.kind})",
+            f"Email #{item.id} ({kind_label(item.kind)})",
             fmt_full_time(item.created_at),
             f"{item.status} · to {one_line(item.to, 120)} · "
             f"attempts {fmt_attempts(item.attempts, item.max_attempts, item.status)}",

@@ -199,6 +199,20 @@ def test_serve_on_a_busy_port_says_so_in_one_line(
     assert len(lines) == 1 and f"{ports[0]}" in lines[0] and "in use" in lines[0]
 
 
+def test_serve_with_one_port_for_smtp_and_http_says_they_must_differ(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """`--smtp-port P --http-port P` is refused as such, not blamed on another server."""
+    port = free_port()
+    other = MailroomProcess(["serve", "--data-dir", str(tmp_path / "d"),
+                             "--smtp-port", str(port), "--http-port", str(port)])
+    code = other.proc.wait(30)
+    other.terminate()
+    assert code == 2
+    lines = [line for line in other.lines if line.strip()]
+    assert len(lines) == 1 and "must differ" in lines[0] and "in use" not in lines[0]
+
+
 def test_a_second_serve_on_the_same_data_folder_names_the_first(
     serve: MailroomProcess, data_dir: Path, ports: tuple[int, int],
     free_port: Callable[[], int],

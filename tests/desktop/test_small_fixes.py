@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QKeySequence
 
 from core.engine import Engine
-from desktop.models.outbox import AttemptsModel, OutboxModel
+from desktop.models.format import fmt_header_time, kind_label
+from desktop.models.outbox import AttemptsModel, OutboxModel, reply_text
 from desktop.tasks import TaskRunner
 from desktop.views.outbox import OutboxView
 from desktop.views.preview import SAVE_FOLDER_KEY, MessagePreview
@@ -116,3 +118,25 @@ def test_save_dialogs_start_in_the_last_folder_else_downloads_or_home(
     preview.remember_save_folder(folder / "message-1.eml")
     assert preview.save_folder() == folder
     assert preview.settings_store.value(SAVE_FOLDER_KEY) == str(folder)
+
+
+def test_a_reply_code_is_shown_once() -> None:
+    """The Last reply cell gives the code once, also when the error text quotes it."""
+    assert reply_text(550, "RCPT TO rejected permanently: 550 5.1.1 no such user") == (
+        "RCPT TO rejected permanently: 550 5.1.1 no such user")
+    assert reply_text(250, "250 2.0.0 Ok") == "250 2.0.0 Ok"
+    assert reply_text(451, "4.3.0 try later") == "451 4.3.0 try later"
+    assert reply_text(None, "connection lost") == "connection lost"
+
+
+def test_kinds_of_email_are_named_for_people() -> None:
+    """The internal kind of the notice sent to an address already signed up reads as words."""
+    assert kind_label("signup_attempt_notice") == "account-exists notice"
+    assert kind_label("activation") == "activation"
+    assert kind_label("some_new_kind") == "some new kind"
+
+
+def test_a_header_date_is_shown_to_the_second() -> None:
+    """A Date header (whole seconds) is shown without made-up milliseconds."""
+    shown = fmt_header_time(datetime(2026, 12, 3, 18, 40, 57, tzinfo=UTC))
+    assert shown.endswith(":57") and "." not in shown
