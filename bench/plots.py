@@ -69,7 +69,9 @@ def plot_throughput(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("seconds since the first sign-up")
     ax.set_ylabel("emails")
     users = result["sizes"]["users"]
-    ax.set_title(f"{users:,} sign-ups as fast as one caller can; mailroom serve delivering")
+    callers = runs[0].get("callers", 1) if runs else 1
+    who = "one caller" if callers == 1 else f"{callers} callers"
+    ax.set_title(f"{users:,} sign-ups as fast as {who} can; mailroom serve delivering")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -127,11 +127,9 @@ class ChaosRule:
         if self.message and self.code is None:
             raise ValueError("message needs a code: a reply text is only sent with a code")
         if isinstance(self.delay_ms, bool) or not isinstance(self.delay_ms, int):
-            raise ValueError(f"the delay (ms) must be a whole number, not {self.delay_ms!r}")
+            raise ValueError(f"delay_ms must be an integer, not {self.delay_ms!r}")
         if not 0 <= self.delay_ms <= MAX_DELAY_MS:
-            raise ValueError(
-                f"the delay (ms) must be between 0 and {MAX_DELAY_MS}, not {self.delay_ms}"
-            )
+            raise ValueError(f"delay_ms must be between 0 and {MAX_DELAY_MS}, not {self.delay_ms}")
         if not isinstance(self.probability, int | float) or isinstance(self.probability, bool):
             raise ValueError(f"probability must be a number, not {self.probability!r}")
         if not 0.0 <= float(self.probability) <= 100.0:
@@ -147,7 +145,7 @@ class ChaosRule:
         if self.drop and self.code is not None:
             raise ValueError("drop and code exclude each other: a dropped connection has no reply")
         if not self.drop and self.code is None and self.delay_ms == 0:
-            raise ValueError("a rule needs a reply code, a drop or a delay (ms)")
+            raise ValueError("a rule needs at least one of code, drop or delay_ms")
 
     @property
     def action(self) -> Literal["reject", "drop", "delay"]:

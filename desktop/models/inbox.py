@@ -101,7 +101,10 @@ class InboxModel(PagedTableModel):
             if column == self.COL_RECEIVED:
                 return fmt_full_time(m.received_at)
             if column == self.COL_NOTE:
-                return one_line(fmt_list(m.notes), 2000) or None
+                duplicate = (f"duplicate of #{m.duplicate_of}: its Message-ID was captured "
+                             "before" if m.duplicate_of else "")
+                return one_line(fmt_list([duplicate, *m.notes] if duplicate else m.notes),
+                                2000) or None
             if column == self.COL_TO:
                 return one_line(fmt_list(m.rcpt_to), 2000) or None
         return None
@@ -110,7 +113,7 @@ class InboxModel(PagedTableModel):
     def _note(m: Any) -> str:
         parts = []
         if m.duplicate_of:
-            parts.append(f"duplicate of #{m.duplicate_of}")
+            parts.append(f"dup. of #{m.duplicate_of}")  # the tooltip says it in full
         if m.notes:
             parts.append("notes")
         return ", ".join(parts)

@@ -62,8 +62,8 @@ class InboxView(QWidget):
 
         self.table = make_table(model, self, stretch_column=InboxModel.COL_SUBJECT,
                                 multi_select=True, object_name="inbox_table")
-        # Note fits "duplicate of #12345", the mark of a message the worker sent twice.
-        set_column_widths(self.table, {0: 8, 1: 14, 2: 14, 4: 7, 5: 3, 6: 17})
+        # Note fits "dup. of #12345", the mark of a message the worker sent twice.
+        set_column_widths(self.table, {0: 8, 1: 12, 2: 12, 4: 7, 5: 3, 6: 13})
         # Subject (the column that stretches) right after the time: it stays readable
         # when the list pane is narrow.
         self.table.horizontalHeader().moveSection(InboxModel.COL_SUBJECT, 1)

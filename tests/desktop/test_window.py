@@ -289,8 +289,14 @@ def test_inbox_marks_a_message_whose_message_id_was_seen_before(
     model = window.inbox_model
     qtbot.waitUntil(lambda: model.total == 2 and model.message_at(0) is not None, timeout=LONG)
     first_id = model.message_at(1).id
-    assert model.data(model.index(0, model.COL_NOTE)) == f"duplicate of #{first_id}"
+    assert model.data(model.index(0, model.COL_NOTE)) == f"dup. of #{first_id}"
+    tooltip = model.data(model.index(0, model.COL_NOTE), Qt.ItemDataRole.ToolTipRole)
+    assert tooltip.startswith(f"duplicate of #{first_id}")
     assert model.data(model.index(1, model.COL_NOTE)) == ""
+    # The column is wide enough to show the mark whole.
+    table = window.inbox.table
+    needed = table.fontMetrics().horizontalAdvance(f"dup. of #{first_id}")
+    assert table.columnWidth(model.COL_NOTE) > needed
 
 
 @pytest.mark.slow
