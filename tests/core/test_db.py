@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,48 +31,19 @@ def _hold_write_lock(path: Path, release: threading.Event, held: threading.Event
         conn.close()
 
 
-def test_fast_write_waits_for_another_writer_then_commits(tmp_path: Path) -> None:
-    """A hot-path transaction that finds the write lock taken waits for it and commits."""
-    database = _database(tmp_path)
+@contextmanager
+def _write_lock_held(path: Path) -> Iterator[threading.Event]:
+    """Another connection holds the database's write lock until the event yielded is set
+    (or the block ends)."""
     release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(
-        target=_hold_write_lock, args=(tmp_path / "app.db", release, held))
+    holder = threading.Thread(target=_hold_write_lock, args=(path, release, held))
     holder.start()
-    assert held.wait(10)
-    threading.Timer(0.2, release.set).start()
     try:
-        with database.fast_write() as tx:
-            tx.execute("INSERT INTO workers (id, engine_id, pid, hostname, threads,"
-                       " started_at, beat_at) VALUES ('w', 'e', 1, 'h', 1, 0, 0)", {})
+        assert held.wait(10)
+        yield release
     finally:
         release.set()
         holder.join()
-    with database.fast_write() as tx:
-        rows, _ = tx.execute("SELECT id FROM workers", {})
-    assert rows == [("w",)]
-    database.close()
-
-
-def test_fast_write_gives_up_after_the_busy_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A writer that never lets go makes the hot path fail with "database is locked"
-    once the busy timeout has passed, not hang."""
-    monkeypatch.setattr(core_db, "BUSY_TIMEOUT_MS", 300)
-    database = _database(tmp_path)
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(
-        target=_hold_write_lock, args=(tmp_path / "app.db", release, held))
-    holder.start()
-    assert held.wait(10)
-    try:
-        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-            with database.fast_write():
-                pass
-    finally:
-        release.set()
-        holder.join()
-    database.close()
 
 
 def _insert_beat(name: str) -> Callable[[FastTx], int]:
@@ -87,6 +59,31 @@ def _beats(database: Database) -> list[str]:
     with database.fast_write() as tx:
         rows, _ = tx.execute("SELECT id FROM workers ORDER BY id", {})
     return [str(r[0]) for r in rows]
+
+
+def test_fast_write_waits_for_another_writer_then_commits(tmp_path: Path) -> None:
+    """A hot-path transaction that finds the write lock taken waits for it and commits."""
+    database = _database(tmp_path)
+    with _write_lock_held(tmp_path / "app.db") as release:
+        threading.Timer(0.2, release.set).start()
+        with database.fast_write() as tx:
+            _insert_beat("w")(tx)
+    assert _beats(database) == ["w"]
+    database.close()
+
+
+def test_fast_write_gives_up_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that never lets go makes the hot path fail with "database is locked"
+    once the busy timeout has passed, not hang."""
+    monkeypatch.setattr(core_db, "BUSY_TIMEOUT_MS", 300)
+    database = _database(tmp_path)
+    with _write_lock_held(tmp_path / "app.db"):
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            with database.fast_write():
+                pass
+    database.close()
 
 
 def test_grouped_writes_from_many_threads_all_commit(tmp_path: Path) -> None:
@@ -120,14 +117,8 @@ def _queued_behind_a_held_lock(
     group = database._group
     assert group is not None
     commits_before = group.commits
-    release, held = threading.Event(), threading.Event()
-    holder = threading.Thread(
-        target=_hold_write_lock, args=(tmp_path / "app.db", release, held))
-    holder.start()
-    assert held.wait(10)
-    futures = [group.submit(work) for work in works]
-    release.set()
-    holder.join()
+    with _write_lock_held(tmp_path / "app.db"):
+        futures = [group.submit(work) for work in works]
     outcomes: list[int | BaseException] = []
     for future in futures:
         error = future.exception(timeout=10)
