@@ -189,11 +189,13 @@ class Database:
         One thread of this process runs every grouped write that is waiting in one
         BEGIN IMMEDIATE ... COMMIT. If one of them raises, the transaction is rolled
         back and each is run again on its own, so that the error reaches its caller
-        only and the others commit. Returns once committed. A
-        busy queue worker makes two small writes per email from many threads; grouped,
-        they take the write lock a few times instead of a thousand times a second.
+        only and the others commit. Returns once committed. A busy queue worker makes
+        two small writes per email from many threads; grouped, they take the write
+        lock a few times instead of a thousand times a second.
+
         work runs in another thread, perhaps twice (after a rollback): it must be a
-        whole transaction's work.
+        whole transaction's work. Never call this inside fast_write(): that thread holds
+        the process's write lock, which the grouping thread needs.
         """
         if not self._sqlite_path or self._sqlite_path == ":memory:":
             with self.fast_write() as tx:
