@@ -579,6 +579,8 @@ def cmd_messages(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         query = parse_search(args.search) if args.search else None  # Mailpit's syntax
+        for part in query.ignored if query is not None else ():
+            print(f"mailroom: note: ignored {part}", file=sys.stderr)
         rows = store.list_messages(limit=args.limit, query=query)
         total = store.count_messages(query=query) if len(rows) == args.limit else len(rows)
     finally:

@@ -115,6 +115,9 @@ class SearchQuery:
 
     terms: tuple[Term, ...] = ()
     filters: tuple[Filter, ...] = field(default=())
+    # Parts of the text that could not be read (after:notadate, larger:abc), and why;
+    # they are left out of the query, and callers tell the user so.
+    ignored: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
     def words(cls, text: str) -> SearchQuery:
@@ -165,6 +168,7 @@ def parse_search(text: str) -> SearchQuery:
     """Read Mailpit's search syntax (see the module docstring) into a SearchQuery."""
     terms: list[Term] = []
     filters: list[Filter] = []
+    ignored: list[str] = []
     for raw, _quoted in split_terms(text):
         negate = len(raw) > 1 and raw[0] in "-!"
         word = raw[1:] if negate else raw
@@ -186,11 +190,15 @@ def parse_search(text: str) -> SearchQuery:
             when = _date(value)
             if when is not None:
                 filters.append(Filter(prefix, when, negate))  # type: ignore[arg-type]
+            else:
+                ignored.append(f"{raw} (not a date like 2026-12-03 or 2026-12-03T14:00)")
             continue
         if sep and prefix in ("larger", "smaller"):
             size = _size(value)
             if size is not None:
                 filters.append(Filter(prefix, size, negate))  # type: ignore[arg-type]
-                continue
+            else:
+                ignored.append(f"{raw} (not a size like 2000, 500k or 2m)")
+            continue
         terms.append(Term(word, negate))
-    return SearchQuery(tuple(terms), tuple(filters))
+    return SearchQuery(tuple(terms), tuple(filters), tuple(ignored))

@@ -10,6 +10,7 @@ from desktop.models.inbox import InboxModel
 from desktop.models.message import MessageView
 from desktop.views.preview import MessagePreview
 from desktop.views.widgets import make_table, plain_label, set_column_widths
+from mailcatcher.search import parse_search
 
 SEARCH_DEBOUNCE_MS = 200
 
@@ -177,7 +178,10 @@ class InboxView(QWidget):
             what = "match" if total == 1 else "matches"
         else:
             what = "captured"
-        self.count_label.setText(f"{total} {what}")
+        ignored = parse_search(self.model.search).ignored if self.model.search else ()
+        parts = ", ".join(part.split(" ", 1)[0] for part in ignored)
+        self.count_label.setText(f"{total} {what}" + (f" · ignored {parts}" if parts else ""))
+        self.count_label.setToolTip("\n".join(f"Ignored {part}" for part in ignored))
         pending = self._select_after_delete
         if pending is not None and not self._selected_id:
             # After Delete the next message is selected, so Delete can be pressed again;

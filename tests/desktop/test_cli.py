@@ -326,6 +326,16 @@ def test_a_password_option_is_refused_and_never_echoed(
     assert run_json(capsys, "users", "--data-dir", str(data_dir), "--json") == []
 
 
+def test_messages_search_names_the_parts_it_ignored(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`messages --search 'after:notadate'` says on stderr that it ignored that part."""
+    run_json(capsys, "register", "s@example.com", "--data-dir", str(data_dir), "--json")
+    code, _, err = run_cli(capsys, "messages", "--search", "after:notadate",
+                           "--data-dir", str(data_dir))
+    assert code == 0 and "ignored after:notadate (not a date" in err
+
+
 def test_an_address_file_saved_with_a_byte_order_mark_is_read(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -77,6 +77,19 @@ def test_search_that_filters_out_the_preview_clears_it(
     assert window.inbox.count_label.text() == "1 match"
 
 
+def test_a_search_part_that_cannot_be_read_is_named_beside_the_count(
+    qtbot: Any, window: Any, runtime: Any
+) -> None:
+    """"larger:abc" is not a size: the list ignores it and the count says so."""
+    fill_inbox(qtbot, window, runtime, ["Invoice", "Lunch"])
+    qtbot.keyClicks(window.inbox.search_edit, "Invoice larger:abc")
+    qtbot.waitUntil(lambda: window.inbox_model.search == "Invoice larger:abc"
+                    and window.inbox_model.total == 1, timeout=LONG)
+    qtbot.waitUntil(lambda: window.inbox.count_label.text() == "1 match · ignored larger:abc",
+                    timeout=LONG)
+    assert "not a size" in window.inbox.count_label.toolTip()
+
+
 def test_escape_in_the_search_box_clears_it_and_counts_read_matches(
     qtbot: Any, window: Any, runtime: Any
 ) -> None:

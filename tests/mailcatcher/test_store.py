@@ -260,6 +260,17 @@ def test_structured_search_follows_mailpit_syntax(
     assert store.count_messages(query=query) == len(expected)
 
 
+def test_unreadable_dates_and_sizes_are_ignored_and_said(store: BaseMessageStore) -> None:
+    """after:notadate and larger:abc are left out of the search (both alike), and the
+    query says which parts it ignored and why."""
+    names = _structured_mailbox(store)
+    query = parse_search("after:notadate larger:abc zebra -crossing")
+    assert {names[m.id] for m in store.list_messages(query=query)} == {"zoe"}
+    assert [part.split(" ")[0] for part in query.ignored] == ["after:notadate", "larger:abc"]
+    assert "date" in query.ignored[0] and "size" in query.ignored[1]
+    assert parse_search("larger:1k").ignored == ()
+
+
 def test_read_filter_and_search_words_combine(store: BaseMessageStore) -> None:
     """is:read follows mark_read, and search= words and query= filters must both hold."""
     names = _structured_mailbox(store)
