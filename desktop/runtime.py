@@ -115,6 +115,22 @@ class FolderLock:
             self._file.close()  # closing drops the lock
             self._file = None
 
+    def held_elsewhere(self) -> bool:
+        """True while another process (a running catcher) holds the lock."""
+        try:
+            import fcntl
+        except ImportError:
+            return False
+        if self._file is not None or not self.path.exists():
+            return False
+        with open(self.path, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+
 
 class WorkerProcess:
     """`mailroom worker` as a child process: an interpreter, a GIL and so a core of its own.
@@ -277,7 +293,10 @@ class Runtime:
                 _check_port_free("HTTP", host, port)
                 self.http = MailroomHTTPServer(self.engine, self.store, host, port)
                 self.http.start()
-                self._remember(HTTP_URL_FILE, self.settings.activation_base_url)
+                # The folder's links point where its catcher's process answers: a window
+                # that only watches beside `serve` must not take them over.
+                if opts.run_catcher or not self._lock.held_elsewhere():
+                    self._remember(HTTP_URL_FILE, self.settings.activation_base_url)
             if opts.run_worker and opts.worker_process:
                 self.worker_process = WorkerProcess(self.settings, opts.workers)
                 self.worker_process.start()

@@ -67,3 +67,33 @@ def test_one_catcher_per_data_folder_but_a_watcher_may_join(
         watcher.close()
     finally:
         first.close()
+
+
+def test_a_watcher_leaves_the_folder_s_activation_links_to_its_catcher(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    """A window that only watches beside `serve` answers links on its own port but does not
+    write (nor, when it stops, remove) the address other commands put in new links."""
+    from desktop.runtime import HTTP_URL_FILE, Runtime
+
+    def settings() -> Settings:
+        return Settings(data_dir=tmp_path, smtp_port=free_port(), http_port=free_port())
+
+    serve = Runtime(settings(), run_worker=False)
+    serve.start()
+    try:
+        links = (tmp_path / HTTP_URL_FILE).read_text().strip()
+        assert links == serve.settings.activation_base_url
+        watcher = Runtime(settings(), run_catcher=False, run_worker=False)
+        watcher.start()
+        assert (tmp_path / HTTP_URL_FILE).read_text().strip() == links
+        watcher.close()
+        assert (tmp_path / HTTP_URL_FILE).read_text().strip() == links
+    finally:
+        serve.close()
+    alone = Runtime(settings(), run_catcher=False, run_worker=False)  # no catcher running
+    alone.start()
+    try:
+        assert (tmp_path / HTTP_URL_FILE).read_text().strip() == alone.settings.activation_base_url
+    finally:
+        alone.close()
