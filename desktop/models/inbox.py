@@ -81,7 +81,10 @@ class InboxModel(PagedTableModel):
             if column == self.COL_FROM:
                 return one_line(m.from_ or m.mail_from, 200)
             if column == self.COL_TO:
-                return one_line(m.to or fmt_list(m.rcpt_to), 200)
+                # Addresses only: in a sign-up tool they are what tells the rows apart
+                # (the names are in the tooltip).
+                shown = ", ".join(_address_only(a) for a in m.to_addresses)
+                return one_line(shown or m.to or fmt_list(m.rcpt_to), 200)
             if column == self.COL_SUBJECT:
                 return one_line(m.subject, 300) or "(no subject)"
             if column == self.COL_SIZE:
@@ -106,7 +109,10 @@ class InboxModel(PagedTableModel):
                 return one_line(fmt_list([duplicate, *m.notes] if duplicate else m.notes),
                                 2000) or None
             if column == self.COL_TO:
-                return one_line(fmt_list(m.rcpt_to), 2000) or None
+                header = one_line(m.to, 2000)
+                envelope = one_line(fmt_list(m.rcpt_to), 2000)
+                return "\n".join(t for t in (header and f"To: {header}",
+                                              envelope and f"Envelope: {envelope}") if t) or None
         return None
 
     @staticmethod
@@ -117,3 +123,10 @@ class InboxModel(PagedTableModel):
         if m.notes:
             parts.append("notes")
         return ", ".join(parts)
+
+
+def _address_only(entry: str) -> str:
+    """"Name <addr>" as "addr"; anything else as it is."""
+    if entry.endswith(">") and "<" in entry:
+        return entry[entry.rindex("<") + 1 : -1]
+    return entry

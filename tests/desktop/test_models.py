@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import Qt, QThread
 
 from core.engine import Engine
 from desktop.models.attachments import AttachmentsModel
@@ -399,3 +399,23 @@ def test_a_users_page_fetched_after_new_sign_ups_keeps_its_rows(
     assert model.rowCount() == 20
     assert [model.data(model.index(r, model.COL_EMAIL)) for r in range(10, 15)] == [
         f"u{19 - r:02d}@example.com" for r in range(10, 15)]
+
+
+def test_the_inbox_shows_recipients_by_address_and_names_in_the_tooltip(
+    qtbot: Any, store: MessageStore, runner: TaskRunner
+) -> None:
+    """The To column shows addresses (what tells sign-ups apart); the tooltip adds the
+    names and the envelope."""
+    msg = EmailMessage()
+    msg["From"] = "App <app@example.com>"
+    msg["To"] = "Test user 12 <test-12@example.com>, plain@example.com"
+    msg["Subject"] = "hi"
+    msg.set_content("x")
+    store.add_prepared([prepare_message(msg.as_bytes(), mail_from="app@example.com",
+                                        rcpt_tos=["test-12@example.com"], peer="p")])
+    model = InboxModel(store, runner)
+    refreshed(qtbot, model)
+    index = model.index(0, model.COL_TO)
+    assert model.data(index) == "test-12@example.com, plain@example.com"
+    tooltip = model.data(index, Qt.ItemDataRole.ToolTipRole)
+    assert "Test user 12 <test-12@example.com>" in tooltip and "Envelope:" in tooltip
