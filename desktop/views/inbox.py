@@ -63,8 +63,9 @@ class InboxView(QWidget):
 
         self.table = make_table(model, self, stretch_column=InboxModel.COL_SUBJECT,
                                 multi_select=True, object_name="inbox_table")
-        # Note fits "dup. of #12345", the mark of a message the worker sent twice.
-        set_column_widths(self.table, {0: 8, 1: 12, 2: 12, 4: 7, 5: 3, 6: 13})
+        # To gets the room From does not need (one sender, many recipients, in a sign-up
+        # tool); Note fits "dup. of #12345", the mark of a message the worker sent twice.
+        set_column_widths(self.table, {0: 8, 1: 9, 2: 17, 4: 7, 5: 3, 6: 13})
         # Subject (the column that stretches) right after the time: it stays readable
         # when the list pane is narrow.
         self.table.horizontalHeader().moveSection(InboxModel.COL_SUBJECT, 1)
