@@ -477,6 +477,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                      "next_attempt_at": o.next_attempt_at, "created_at": o.created_at,
                      "sent_at": o.sent_at} for o in rows])
         return 0
+    if not rows:
+        print(f"no {args.status} emails" if args.status else "no outbound emails yet")
+        return 0
     print_table(("ID", "USER", "KIND", "TO", "STATUS", "TRIES", "NEXT TRY", "LAST REPLY"),
                 ((o.id, o.user_id, kind_label(o.kind), _safe(o.to), o.status, o.attempts,
                   _when(o.next_attempt_at) if o.status == "retrying" else "-",
@@ -581,17 +584,23 @@ def cmd_messages(args: argparse.Namespace) -> int:
         query = parse_search(args.search) if args.search else None  # Mailpit's syntax
         for part in query.ignored if query is not None else ():
             print(f"mailroom: note: ignored {part}", file=sys.stderr)
-        rows = store.list_messages(limit=args.limit, query=query)
-        total = store.count_messages(query=query) if len(rows) == args.limit else len(rows)
+        rows = store.list_messages(limit=args.limit, offset=args.start, query=query)
+        total = store.count_messages(query=query)
     finally:
         store.close()
-    if total > len(rows) and not args.json:
-        print(f"({len(rows)} newest of {total} shown; --limit N for more)", file=sys.stderr)
+    if total > args.start + len(rows) and not args.json:
+        first, last = args.start + 1, args.start + len(rows)
+        print(f"(newest {first}-{last} of {total} shown; --start {last} for the next page)",
+              file=sys.stderr)
     if args.json:
         print_json([{"id": m.id, "received_at": m.received_at, "mail_from": m.mail_from,
                      "rcpt_to": list(m.rcpt_to), "subject": m.subject, "size": m.size,
                      "message_id": m.message_id, "attachments": m.attachment_count,
                      "duplicate_of": m.duplicate_of, "notes": list(m.notes)} for m in rows])
+        return 0
+    if not rows:
+        print("no captured messages" + (" match" if args.search else "")
+              + (f" from {args.start + 1} on" if args.start else ""))
         return 0
     print_table(("ID", "RECEIVED", "FROM", "TO", "SUBJECT", "SIZE", ""),
                 ((m.id, _when(m.received_at), _safe(m.mail_from)[:40],
@@ -715,6 +724,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
     return value
 
 
@@ -876,6 +895,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("messages", parents=[common, jsonf], help="list captured messages")
     p.add_argument("--search", metavar="TEXT", help="full-text search")
     p.add_argument("--limit", type=_positive_int, default=50, help="how many (default 50)")
+    p.add_argument("--start", type=_non_negative_int, default=0, metavar="N",
+                   help="skip the N newest (to page on; default 0)")
     p.set_defaults(func=cmd_messages)
     p = sub.add_parser("show", parents=[common], help="show one captured message")
     p.add_argument("id", type=_positive_int, metavar="ID")

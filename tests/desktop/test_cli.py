@@ -336,6 +336,32 @@ def test_messages_search_names_the_parts_it_ignored(
     assert code == 0 and "ignored after:notadate (not a date" in err
 
 
+def test_messages_page_on_with_start_and_say_when_there_are_none(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`messages --limit 2 --start 2` gives the 3rd and 4th newest and names the next
+    page; an empty list says so instead of printing a bare header."""
+    from mailcatcher.store import MessageStore, prepare_message
+
+    run_json(capsys, "users", "--data-dir", str(data_dir), "--json")  # creates the folder
+    code, out, _ = run_cli(capsys, "messages", "--data-dir", str(data_dir))
+    assert code == 0 and out.strip() == "no captured messages"
+    store = MessageStore(data_dir / "mail.db")
+    try:
+        store.add_prepared([prepare_message(f"Subject: m{i}\r\n\r\nx\r\n".encode(),
+                                            mail_from="a@x.test", rcpt_tos=["b@y.test"],
+                                            peer="p") for i in range(5)])
+    finally:
+        store.close()
+    rows = run_json(capsys, "messages", "--limit", "2", "--start", "2", "--json",
+                    "--data-dir", str(data_dir))
+    assert [r["subject"] for r in rows] == ["m2", "m1"]
+    code, _, err = run_cli(capsys, "messages", "--limit", "2", "--data-dir", str(data_dir))
+    assert "--start 2 for the next page" in err
+    code, out, _ = run_cli(capsys, "outbox", "--status", "failed", "--data-dir", str(data_dir))
+    assert out.strip() == "no failed emails"
+
+
 def test_an_address_file_saved_with_a_byte_order_mark_is_read(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
