@@ -77,11 +77,23 @@ MAX_HEADERS = 5000
 DECODE_BUDGET = 512 * 1024
 # Addresses read per address header.
 MAX_ADDRESSES = 1000
-# Header values up to this long are remembered once read (see _remembered).
+# Header values up to this long are remembered once read (see _Remembered).
 REMEMBER_CHARS = 1000
 REMEMBER_VALUES = 1024
 
 _R = TypeVar("_R")
+_S = TypeVar("_S", str, bytes)
+
+
+def _remembered_if_short(fn: Callable[[_S], _R]) -> Callable[[_S], _R]:
+    """fn(value), remembered for values up to REMEMBER_CHARS long (see _Remembered)."""
+    remember = functools.lru_cache(maxsize=REMEMBER_VALUES)(fn)
+
+    @functools.wraps(fn)
+    def call(value: _S) -> _R:
+        return fn(value) if len(value) > REMEMBER_CHARS else remember(value)
+
+    return call
 
 
 class _Remembered(Generic[_R]):
@@ -487,21 +499,13 @@ def _split_headers(
     return _split_headers_scan(buf, start, end, notes)
 
 
+@_remembered_if_short
 def _plain_header_name(raw: bytes) -> str | None:
     """The name before a colon, stripped, or None if it is not a usable name."""
-    if len(raw) > 256:
-        return _header_name_of(raw)
-    return _header_name_remembered(raw)
-
-
-def _header_name_of(raw: bytes) -> str | None:
     name = _bytes_to_str(raw).strip(" \t")
     if not name or not _HEADER_NAME_OK.match(name):
         return None
     return name
-
-
-_header_name_remembered = functools.lru_cache(maxsize=REMEMBER_VALUES)(_header_name_of)
 
 
 def _split_plain_headers(
@@ -835,14 +839,9 @@ def _parse(raw: bytes, notes: list[str]) -> _Part:
 # ----------------------------------------------------------------------- params
 
 
+@_remembered_if_short
 def _split_params(value: str) -> tuple[tuple[str, str], ...]:
     """``type; a=1; b="x;y"`` as (("type", ""), ("a", "1"), ("b", '"x;y"'))."""
-    if len(value) > REMEMBER_CHARS:
-        return _split_params_of(value)
-    return _split_params_remembered(value)
-
-
-def _split_params_of(value: str) -> tuple[tuple[str, str], ...]:
     value = _unfold(value)
     items: list[str] = []
     if '"' not in value:
@@ -857,9 +856,6 @@ def _split_params_of(value: str) -> tuple[tuple[str, str], ...]:
         elif sep and name.strip():
             pairs.append(("".join(name.split()).lower(), val.strip()))
     return tuple(pairs)
-
-
-_split_params_remembered = functools.lru_cache(maxsize=REMEMBER_VALUES)(_split_params_of)
 
 
 def _split_quoted(value: str, items: list[str]) -> None:
